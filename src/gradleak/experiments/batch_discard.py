@@ -267,7 +267,8 @@ def label_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
                              **sc, "refused": err})
     ilrg_rows: list[dict[str, Any]] = []
     configs: list[tuple[str, int, dict[str, Any]]] = [
-        ("lenet", 10, {}), ("lenet", 100, {}), ("mlp", 10, {"depth": 3, "width": 300}),
+        ("lenet5", 10, {}), ("lenet5", 100, {}), ("lenet", 10, {}), ("lenet", 100, {}),
+        ("mlp", 10, {"depth": 3, "width": 300}),
         ("mlp", 100, {"depth": 3, "width": 300}),
     ]
     for name, k, kw in configs:

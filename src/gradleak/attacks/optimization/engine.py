@@ -21,8 +21,6 @@ References:
 from __future__ import annotations
 
 import warnings
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,6 +28,7 @@ import torch
 from torch import Tensor
 
 from gradleak.attacks.base import Attack, Callback, Progress
+from gradleak.attacks.optimization.compilation import compiled_objective, resolve_compile
 from gradleak.attacks.optimization.config import OptimizationConfig
 from gradleak.attacks.optimization.inits import INITS
 from gradleak.attacks.optimization.labelmodes import (
@@ -46,44 +45,6 @@ from gradleak.priors.base import Prior, PriorContext, build_priors
 from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
 
 __all__ = ["OptimizationAttack"]
-
-# Compiled objectives, reused while their observation lives: torch.compile's guards tie a
-# compiled function to the objective object, so a new object per call would recompile.
-_COMPILED: dict[tuple[int, tuple[object, ...]], tuple[weakref.ref, MatchingObjective]] = {}
-
-
-def _compiled_objective(obs: Observation, key: tuple[object, ...],
-                        build: Callable[[], MatchingObjective]) -> tuple[MatchingObjective, bool]:
-    """The cached compiled objective of ``obs`` for ``key``, or a new one (eager on failure)."""
-    entry = _COMPILED.get((id(obs), key))
-    if entry is not None and entry[0]() is obs:
-        objective = entry[1]
-        objective.distance = objective.base_distance  # undo a recipe's wrapping of a past run
-        return objective, True
-    objective = build()
-    eager = objective.simulate
-    try:
-        compiled = torch.compile(eager)
-    except Exception as exc:  # pragma: no cover - depends on the toolchain
-        warnings.warn(f"torch.compile unavailable ({exc}); running eagerly", stacklevel=4)
-        return objective, False
-    failed: list[bool] = []
-
-    def simulate(z: Tensor, targets: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        if not failed:  # compilation happens at the first call; fall back if it fails
-            try:
-                return compiled(z, targets)
-            except Exception as exc:  # pragma: no cover - depends on the toolchain
-                failed.append(True)
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); "
-                              "running eagerly", stacklevel=2)
-        return eager(z, targets)
-
-    objective.simulate = simulate  # type: ignore[method-assign]
-    cache_key = (id(obs), key)
-    _COMPILED[cache_key] = (weakref.ref(obs, lambda _r: _COMPILED.pop(cache_key, None)), objective)
-    return objective, True
-
 
 @dataclass
 class _Problem:
@@ -172,9 +133,10 @@ class OptimizationAttack(Attack):
             return MatchingObjective(obs, distance=cfg.distance, layer_weights=cfg.layer_weights,
                                      bn_stats=bn_stats, batch_size=batch)
 
-        if cfg.compile:
+        if resolve_compile(cfg.compile, obs, batch=batch, restarts=cfg.restarts,
+                           iterations=cfg.iterations):
             key = (cfg.distance, cfg.layer_weights, bn_stats, batch, cfg.batching)
-            objective, compiled = _compiled_objective(obs, key, build)
+            objective, compiled = compiled_objective(obs, key, build)
         else:
             objective, compiled = build(), False
         dtype = obs.update[0].dtype

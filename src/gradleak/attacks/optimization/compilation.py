@@ -1,0 +1,147 @@
+"""When and how the engine compiles its objective with ``torch.compile``.
+
+On CPU, compiling the simulated update (forward, gradient and, through it, the double
+backward the attack differentiates) makes one gradient-matching step 2.5-3.5x faster for the
+models of the issue benchmarks (``benchmarks/compare_breaching.py``), but the first call
+compiles for roughly 5-30 s (less when torch's on-disk inductor cache already holds the
+kernels). ``compile="auto"`` therefore compiles only runs whose eager cost, estimated from
+the model's forward FLOPs and the iteration count *before* running, is well above that one-off
+cost. The decision depends only on the model, the config and the device (never on timings),
+so the same run always takes the same path.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import shutil
+import warnings
+import weakref
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+from gradleak.attacks.optimization.objective import MatchingObjective
+from gradleak.types import Observation
+
+__all__ = [
+    "AUTO_MIN_SECONDS",
+    "compiled_objective",
+    "estimated_eager_seconds",
+    "resolve_compile",
+    "toolchain_available",
+]
+
+#: ``compile="auto"`` compiles runs whose estimated eager time exceeds this many seconds.
+AUTO_MIN_SECONDS = 60.0
+#: Work of one step relative to one forward pass: forward, backward with graph, and the
+#: double backward through both (measured: LeNet/ConvNet at batch 4 run about 7 forwards).
+_STEP_FORWARDS = 7.0
+#: Nominal eager rate (FLOP/s) of that work on one CPU core, and the per-step overhead (s):
+#: ConvNet width 16, batch 4 measured 0.12 s per step, DLG's LeNet 4 ms (torch 2.13, 1 thread).
+_CPU_FLOPS = 5e10
+_CPU_STEP_OVERHEAD = 3e-3
+
+
+@functools.cache
+def toolchain_available(device_type: str) -> bool:
+    """Whether torch's inductor backend can compile on ``device_type`` here.
+
+    CPU kernels need a C++ compiler on the path; CUDA kernels need triton.
+    """
+    if device_type == "cpu":
+        return any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+    if device_type == "cuda":
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    return False
+
+
+def forward_flops(obs: Observation, batch: int) -> float:
+    """FLOPs of one forward pass of the observed model on ``batch`` inputs (matmul/conv)."""
+    model = copy.deepcopy(obs.model).eval()  # a copy: a forward must not touch BN buffers
+    param = obs.update[0]
+    x = torch.zeros((batch, *obs.data_shape), dtype=param.dtype, device=param.device)
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    except Exception:  # noqa: BLE001 - an estimate only; the attack reports real errors
+        return 0.0
+    return float(counter.get_total_flops())
+
+
+def estimated_eager_seconds(obs: Observation, *, batch: int, restarts: int,
+                            iterations: int) -> float:
+    """A rough eager CPU time of a run: FLOP-based work plus a per-step overhead."""
+    step = _STEP_FORWARDS * forward_flops(obs, batch) * restarts / _CPU_FLOPS
+    return iterations * (step + _CPU_STEP_OVERHEAD)
+
+
+def resolve_compile(setting: bool | str, obs: Observation, *, batch: int, restarts: int,
+                    iterations: int) -> bool:
+    """Resolves the ``compile`` setting (True, False or ``"auto"``) for one run.
+
+    ``"auto"`` compiles on CPU when the toolchain is there and the run's estimated eager time
+    exceeds :data:`AUTO_MIN_SECONDS` (e.g. the ``ig`` recipe's 24 000 iterations on DLG's
+    LeNet, not a 1 000-iteration test run). ``True`` compiles wherever torch can and warns
+    (running eagerly) where it cannot.
+    """
+    device_type = obs.update[0].device.type
+    if setting is True:
+        if not toolchain_available(device_type):
+            warnings.warn(f"compile=True: torch.compile cannot build kernels for "
+                          f"{device_type!r} here (no C++ compiler / triton); running eagerly",
+                          stacklevel=4)
+            return False
+        return True
+    if setting is False or device_type != "cpu" or not toolchain_available("cpu"):
+        return False
+    est = estimated_eager_seconds(obs, batch=batch, restarts=restarts, iterations=iterations)
+    return est >= AUTO_MIN_SECONDS
+
+
+# Compiled objectives, reused while their observation lives: torch.compile's guards tie a
+# compiled function to the objective object, so a new object per call would recompile.
+_COMPILED: dict[tuple[int, tuple[object, ...]], tuple[weakref.ref, MatchingObjective]] = {}
+
+
+def compiled_objective(obs: Observation, key: tuple[object, ...],
+                       build: Callable[[], MatchingObjective]) -> tuple[MatchingObjective, bool]:
+    """The cached compiled objective of ``obs`` for ``key``, or a new one (eager on failure)."""
+    entry = _COMPILED.get((id(obs), key))
+    if entry is not None and entry[0]() is obs:
+        objective = entry[1]
+        objective.distance = objective.base_distance  # undo a recipe's wrapping of a past run
+        return objective, True
+    objective = build()
+    eager = objective.simulate
+    try:
+        # static shapes: automatic dynamic shapes (after a second observation of another
+        # shape) fail in inductor for the double backward (torch 2.13, "Cannot convert
+        # expression to float")
+        compiled = torch.compile(eager, dynamic=False)
+    except Exception as exc:  # pragma: no cover - depends on the toolchain
+        warnings.warn(f"torch.compile unavailable ({exc}); running eagerly", stacklevel=4)
+        return objective, False
+    failed: list[bool] = []
+
+    def simulate(z: Tensor, targets: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        if not failed:  # compilation happens at the first call; fall back if it fails
+            try:
+                return compiled(z, targets)
+            except Exception as exc:  # pragma: no cover - depends on the toolchain
+                failed.append(True)
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); "
+                              "running eagerly", stacklevel=2)
+        return eager(z, targets)
+
+    objective.simulate = simulate  # type: ignore[method-assign]
+    cache_key = (id(obs), key)
+    _COMPILED[cache_key] = (weakref.ref(obs, lambda _r: _COMPILED.pop(cache_key, None)), objective)
+    return objective, True
