@@ -1,6 +1,6 @@
 """When and how the engine compiles its objective with ``torch.compile``.
 
-On CPU, compiling the simulated update (forward, gradient and, through it, the double
+On CPU, compiling the objective (forward, simulated update, distance and, through them, the double
 backward the attack differentiates) makes one gradient-matching step 2.5-3.5x faster for the
 models of the issue benchmarks (``benchmarks/compare_breaching.py``), but the first call
 compiles for roughly 5-30 s (less when torch's on-disk inductor cache already holds the
@@ -120,7 +120,7 @@ def compiled_objective(obs: Observation, key: tuple[object, ...],
         objective.distance = objective.base_distance  # undo a recipe's wrapping of a past run
         return objective, True
     objective = build()
-    eager = objective.simulate
+    eager = objective.evaluate
     try:
         # static shapes: automatic dynamic shapes (after a second observation of another
         # shape) fail in inductor for the double backward (torch 2.13, "Cannot convert
@@ -131,7 +131,7 @@ def compiled_objective(obs: Observation, key: tuple[object, ...],
         return objective, False
     failed: list[bool] = []
 
-    def simulate(z: Tensor, targets: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+    def evaluate(z: Tensor, targets: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         if not failed:  # compilation happens at the first call; fall back if it fails
             try:
                 return compiled(z, targets)
@@ -141,7 +141,7 @@ def compiled_objective(obs: Observation, key: tuple[object, ...],
                               "running eagerly", stacklevel=2)
         return eager(z, targets)
 
-    objective.simulate = simulate  # type: ignore[method-assign]
+    objective.evaluate = evaluate  # type: ignore[method-assign]
     cache_key = (id(obs), key)
     _COMPILED[cache_key] = (weakref.ref(obs, lambda _r: _COMPILED.pop(cache_key, None)), objective)
     return objective, True

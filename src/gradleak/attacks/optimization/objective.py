@@ -260,13 +260,16 @@ class MatchingObjective:
             per BatchNorm layer (empty unless ``bn_stats``).
         """
         shared = targets.dim() == 1
-        if z.shape[0] == 1:  # no vmap: plain autograd has less overhead for one restart
+        # plain autograd: less overhead than torch.func eagerly, and faster compiled code
+        # (measured: the torch.func path compiles to 2-3x slower steps)
+        one = self._trial_autograd
+        if z.shape[0] == 1:
             with torch.enable_grad():
-                flat, stats = self._trial_autograd(z[0], targets if shared else targets[0])
+                flat, stats = one(z[0], targets if shared else targets[0])
             return flat[None], [(m[None], v[None]) for m, v in stats]
         if self.vectorized is False:  # exact fallback: one restart after the other
             with torch.enable_grad():
-                runs = [self._trial_autograd(z[r], targets if shared else targets[r])
+                runs = [one(z[r], targets if shared else targets[r])
                         for r in range(z.shape[0])]
             flat = torch.stack([f for f, _ in runs])
             layers = zip(*[st for _, st in runs], strict=True)
@@ -276,7 +279,11 @@ class MatchingObjective:
         flat, stats = fn(z, targets)
         return flat, list(stats)
 
-    def __call__(self, z: Tensor, targets: Tensor) -> tuple[Tensor, BNStats]:
+    def evaluate(self, z: Tensor, targets: Tensor) -> tuple[Tensor, BNStats]:
         """Per-restart distance (R,) between simulated and observed updates, and BN stats."""
         sim, stats = self.simulate(z, targets)
         return self.distance(sim, self.space), stats
+
+    def __call__(self, z: Tensor, targets: Tensor) -> tuple[Tensor, BNStats]:
+        """:meth:`evaluate` (an instance may hold a compiled version of it)."""
+        return self.evaluate(z, targets)
