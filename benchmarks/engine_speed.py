@@ -24,6 +24,11 @@ Usage:
     python benchmarks/engine_speed.py                    # the full grid, default budget
     python benchmarks/engine_speed.py --iterations 30 --models lenet --batch-sizes 1
     python benchmarks/engine_speed.py --json results.json
+    python benchmarks/engine_speed.py --compile on --iterations 200   # torch.compile'd steps
+
+``--compile`` is the engine's ``compile`` setting: ``auto`` (default) compiles only runs
+long enough to repay the compile (not these short ones), ``on`` times the compiled steps
+after a compiling warm-up, ``off`` forces eager.
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ class Setting:
     recipe: str
     seed: int
     threads: int
+    compile: str = "auto"
+
+
+COMPILE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
 
 
 def _maxrss_mib() -> float:
@@ -80,10 +89,13 @@ def run_one(s: Setting) -> dict[str, Any]:
     torch.manual_seed(s.seed)
     before = _maxrss_mib()
     # warm-up: the first attack in a process pays one-off library initialisation (seconds)
-    gl.reconstruct(obs, attack=s.recipe, iterations=1, restarts=s.restarts, seed=s.seed)
+    # (with --compile on it also compiles; the compiled objective is reused by the timed run)
+    comp = COMPILE[s.compile]
+    gl.reconstruct(obs, attack=s.recipe, iterations=1, restarts=s.restarts, seed=s.seed,
+                   compile=comp)
     t0 = time.perf_counter()
     rec = gl.reconstruct(obs, attack=s.recipe, iterations=s.iterations, restarts=s.restarts,
-                         seed=s.seed)
+                         seed=s.seed, compile=comp)
     wall = time.perf_counter() - t0
     peak = _maxrss_mib() - before
     scores = gl.evaluate(rec, truth)
@@ -95,6 +107,7 @@ def run_one(s: Setting) -> dict[str, Any]:
         "peak_rss_delta_mib": peak,
         "psnr": float(scores["psnr"]),
         "threads": torch.get_num_threads(),
+        "compiled": bool(rec.extras.get("compiled")),
     }
 
 
@@ -124,6 +137,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['model']:<8} {r['batch_size']:>5} {r['restarts']:>8} {r['iterations']:>5} "
             f"{r['wall_s']:>7.1f} {r['it_per_s']:>7.1f} {r['restart_it_per_s']:>12.1f} "
             f"{r['peak_rss_delta_mib']:>9.1f} {r['psnr']:>8.2f}"
+            f"{'  compiled' if r.get('compiled') else ''}"
         )
     return "\n".join(lines)
 
@@ -143,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per run (default 1; 0: torch's default)")
+    p.add_argument("--compile", choices=tuple(COMPILE), default="auto",
+                   help="the engine's compile setting (auto: by run length; on: timed after "
+                        "a compiling warm-up)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--in-process", action="store_true",
                    help="run every setting in this process (faster; peak memory then "
@@ -159,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     settings = [
-        Setting(m, b, r, args.iterations, args.recipe, args.seed, args.threads)
+        Setting(m, b, r, args.iterations, args.recipe, args.seed, args.threads, args.compile)
         for m in models for b in _ints(args.batch_sizes) for r in _ints(args.restarts)
     ]
     where = "in-process" if args.in_process else "fresh process per run"
