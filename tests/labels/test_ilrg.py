@@ -158,13 +158,13 @@ def test_untrained_models_at_batch_24_reach_the_published_accuracy(
     assert all(r[2] == 1.0 for r in rows)
 
 
-def test_dlg_sigmoid_lenet_with_ten_classes_is_below_the_published_accuracy() -> None:
+def test_dlg_sigmoid_lenet_with_ten_classes_keeps_its_floor() -> None:
     # DLG's LeNet (sigmoid, uniform(-0.5, 0.5)) is confident even untrained, which breaks
-    # iLRG's class-wise approximations (see the module docstring). A regression floor, with
-    # a ceiling that documents the known gap (20-seed mean ~0.96).
+    # iLRG's class-wise approximations (see the module docstring): a regression floor for
+    # the known gap (20-seed mean ~0.96, below the published 0.99 of the paper's models).
     accs = [_scores(gl.models.create("lenet", num_classes=10, seed=s), 24, 10, s, 2)[1]
             for s in range(12)]
-    assert 0.85 <= sum(accs) / len(accs) < 0.99
+    assert sum(accs) / len(accs) >= 0.9
 
 
 @pytest.mark.parametrize("name", ["lenet5", "fcn3"])
