@@ -50,3 +50,33 @@ def test_quick_run_writes_html_and_results(tmp_path) -> None:  # type: ignore[no
 def test_unknown_setting_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="no setting"):
         gl.experiments.run_experiment("batch-discard", tmp_path, quick=True, bogus=1)
+
+
+def test_ablation_variants_cover_every_prior_and_ig() -> None:
+    from gradleak.experiments.batch_discard import ablation_runs
+
+    runs = ablation_runs()
+    labels = [label for label, _, _ in runs]
+    priors = dict(gl.attacks.ATTACKS.get("gradinversion").Config().priors)
+    assert labels[0] == "gradinversion (all priors)" and runs[0][2] == {}
+    for name in priors:  # each prior removed once, the others kept at their defaults
+        (ov,) = [o for label, _, o in runs if label == f"without {name}"]
+        assert set(ov["priors"]) == set(priors) - {name}
+    assert ("ig (reference, its own labels)", "ig", {}) in runs
+
+
+def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    page = run_experiment("batch-discard", tmp_path, quick=True, seed=0, parts=["ablation"],
+                          ablation_seeds=[0, 1], iterations=2)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["labels"] == {"per_batch": [], "ilrg": []} and results["attacks"]["rows"] == []
+    rows = results["ablation"]
+    assert [r["variant"] for r in rows][0] == "gradinversion (all priors)"
+    assert any(r["variant"].startswith("ig") for r in rows)
+    for r in rows:
+        assert r["seeds"] == [0, 1] and len(r["psnr_per_seed"]) == 2 and r["seconds"] > 0
+        assert r["psnr"] == pytest.approx(sum(r["psnr_per_seed"]) / 2, abs=2e-3)
+    text = page.read_text()
+    assert "Headline" in text and "Ablation" in text and "without bn" in text
+    with pytest.raises(ConfigError, match="unknown parts"):
+        run_experiment("batch-discard", tmp_path, quick=True, parts=["bogus"])

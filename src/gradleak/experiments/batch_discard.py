@@ -23,7 +23,12 @@ for an untrained model the photo's content does not matter.
 
 Run ``gradleak experiment batch-discard`` (``--quick`` for a smoke test). Settings (``--set
 key=value``): ``batch_sizes``, ``iterations``, ``restarts``, ``size``, ``width``,
-``num_classes``, ``attacks``, ``ablation_batch``, ``label_trials``.
+``num_classes``, ``attacks``, ``ablation_batch``, ``ablation_seeds`` (one batch and server
+model per seed, PSNR averaged), ``parts`` (a subset of ``labels``, ``attacks``,
+``ablation``), ``label_trials``. The ablation alone, as in issue #3's criterion::
+
+    gradleak experiment batch-discard --set parts=ablation --set iterations=1000 \
+        --set ablation_seeds=[0,1]
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class Settings:
     num_classes: int = 100
     ablation_batch: int = 8
     ablation: bool = True
+    ablation_seeds: tuple[int, ...] = ()
+    parts: tuple[str, ...] = ("labels", "attacks", "ablation")
     label_trials: int = 10
     ilrg_batches: tuple[int, ...] = (24, 128)
     grids_up_to: int = 16
@@ -108,7 +115,15 @@ def _settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
     out = replace(base, **fixed)
     if any(b < 1 for b in out.batch_sizes) or out.iterations < 1 or out.restarts < 1:
         raise ConfigError(f"experiment {NAME!r}: batch sizes, iterations and restarts must be >= 1")
+    unknown_parts = sorted(set(out.parts) - set(PARTS))
+    if unknown_parts:
+        raise ConfigError(f"experiment {NAME!r}: unknown parts {unknown_parts}; choose from "
+                          f"{', '.join(PARTS)}")
     return out
+
+
+#: the experiment's parts (``parts=...`` runs a subset, e.g. ``parts=ablation``)
+PARTS = ("labels", "attacks", "ablation")
 
 
 # ----------------------------------------------------------------------------- data
@@ -370,17 +385,14 @@ def attack_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
     return {"rows": rows, "grids": grids}
 
 
-def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
-    """gradinversion with each of its priors removed (and ig) at ``ablation_batch``."""
-    from gradleak import simulate
-    from gradleak.attacks import ATTACKS
-    from gradleak.report import save_grid
+def ablation_runs() -> list[tuple[str, str, dict[str, Any]]]:
+    """The ablation's variants: ``(label, attack, overrides)``.
 
-    model = server_model(s, seed)
-    b = s.ablation_batch
-    y = batch_labels(b, "unique", s.num_classes, seed + b)
-    x = distinct_images(b, s.size, seed=seed + 31 * b)
-    obs, truth = simulate(model, x, y, normalization=normalization(s))
+    ``gradinversion`` with all its priors, without each prior in turn, without any prior,
+    and ``ig`` with its own labels (joint optimisation at batch > 1) and with ``yin``'s.
+    """
+    from gradleak.attacks import ATTACKS
+
     priors = dict(ATTACKS.get("gradinversion").Config().priors)  # type: ignore[attr-defined]
     runs: list[tuple[str, str, dict[str, Any]]] = [("gradinversion (all priors)",
                                                     "gradinversion", {})]
@@ -390,20 +402,67 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
     runs.append(("gradinversion, no priors", "gradinversion", {"priors": {}}))
     runs.append(("ig (reference, its own labels)", "ig", {}))
     runs.append(("ig with yin labels", "ig", {"labels": "yin"}))
-    rows = []
-    for i, (label, attack, overrides) in enumerate(runs):
-        rec = _reconstruct(obs, attack, s, seed, **overrides)
-        sc = _evaluate(rec, truth, s.num_classes)
-        rows.append({"variant": label, "psnr": sc["psnr"], "ssim": sc["ssim"],
-                     "label_count_acc": sc["label_count_acc"]})
-        if i == 0 or attack == "ig":
-            rel = f"grids/ablation_{i}.png"
-            save_grid(out / rel, rec.images, truth.images, labels=rec.labels,
-                      truth_labels=truth.labels, title=f"{label}: {sc['psnr']:.2f} dB")
-            rows[-1]["grid"] = rel
+    return runs
+
+
+def ablation_batch(s: Settings, seed: int) -> tuple[Any, Any]:
+    """The ablation's observation and ground truth for ``seed`` (unique labels)."""
+    from gradleak import simulate
+
+    model = server_model(s, seed)
+    b = s.ablation_batch
+    y = batch_labels(b, "unique", s.num_classes, seed + b)
+    x = distinct_images(b, s.size, seed=seed + 31 * b)
+    return simulate(model, x, y, normalization=normalization(s))
+
+
+def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
+    """gradinversion with each of its priors removed (and ig) at ``ablation_batch``.
+
+    Every variant runs at the same iterations and restarts on the same batches: one batch
+    (and server model) per seed in ``s.ablation_seeds`` (default: ``seed`` alone). A row
+    holds the PSNR averaged over those batches (each batch's PSNR is itself the mean over
+    its images after matching), the per-seed values and the seconds per run.
+    """
+    from gradleak.report import save_grid
+
+    seeds = tuple(s.ablation_seeds) or (seed,)
+    runs = ablation_runs()
+    per_run: list[list[dict[str, Any]]] = [[] for _ in runs]
+    grids: dict[int, str] = {}
+    for k, sd in enumerate(seeds):
+        obs, truth = ablation_batch(s, sd)
+        for i, (label, attack, overrides) in enumerate(runs):
+            t0 = time.perf_counter()
+            rec = _reconstruct(obs, attack, s, sd, **overrides)
+            seconds = time.perf_counter() - t0
+            sc = _evaluate(rec, truth, s.num_classes)
+            per_run[i].append({**sc, "seed": sd, "seconds": seconds})
+            if k == 0 and (i == 0 or attack == "ig"):
+                rel = f"grids/ablation_{i}.png"
+                save_grid(out / rel, rec.images, truth.images, labels=rec.labels,
+                          truth_labels=truth.labels,
+                          title=f"{label} (seed {sd}): {sc['psnr']:.2f} dB")
+                grids[i] = rel
+    rows: list[dict[str, Any]] = []
+    for i, (label, _attack, _ov) in enumerate(runs):
+        res = per_run[i]
+        row: dict[str, Any] = {
+            "variant": label,
+            "psnr": _finite_mean([r["psnr"] for r in res]),
+            "ssim": _finite_mean([r["ssim"] for r in res]),
+            "label_count_acc": _finite_mean([r["label_count_acc"] for r in res]),
+            "psnr_per_seed": [round(r["psnr"], 3) for r in res],
+            "seeds": list(seeds),
+            "seconds": round(sum(r["seconds"] for r in res) / len(res), 1),
+        }
+        if i in grids:
+            row["grid"] = grids[i]
+        rows.append(row)
     full = rows[0]["psnr"]
     for r in rows:
-        r["delta_psnr_vs_full"] = r["psnr"] - full
+        r["delta_psnr_vs_full"] = (None if r["psnr"] is None or full is None
+                                   else r["psnr"] - full)
     return rows
 
 
@@ -462,47 +521,62 @@ def _page(out: Path, s: Settings, results: dict[str, Any], seconds: float) -> Pa
         )),
     ]
     att = results["attacks"]["rows"]
-    sections.append(Section(
-        "Reconstruction vs batch size",
-        images=[("psnr_vs_batch.png", "mean PSNR vs batch size"),
-                ("label_acc_vs_batch.png", "label-count accuracy of each attack's labels")],
-        table=[{k: r.get(k) for k in ("attack", "mode", "batch", "psnr", "ssim",
-                                       "label_count_acc", "label_existence_acc", "seconds",
-                                       "refused")} for r in att],
-    ))
+    if att:
+        sections.append(Section(
+            "Reconstruction vs batch size",
+            images=[("psnr_vs_batch.png", "mean PSNR vs batch size"),
+                    ("label_acc_vs_batch.png", "label-count accuracy of each attack's labels")],
+            table=[{k: r.get(k) for k in ("attack", "mode", "batch", "psnr", "ssim",
+                                           "label_count_acc", "label_existence_acc", "seconds",
+                                           "refused")} for r in att],
+        ))
     if results["attacks"]["grids"]:
         sections.append(Section("Reconstructions (truth above, matched reconstruction below)",
                                 images=list(results["attacks"]["grids"])))
     lab = results["labels"]
-    sections.append(Section(
-        "Label recovery vs batch size (BN ConvNet)",
-        text=("yin assumes unique labels (it returns B distinct classes), so with repeated "
-              "labels it can be right about at most two; ilrg and llg count instances."),
-        images=[("labels_vs_batch.png", "label-count accuracy of each strategy")],
-        table=[{k: r.get(k) for k in ("mode", "batch", "strategy", "label_count_acc",
-                                       "label_existence_acc", "refused")}
-               for r in lab["per_batch"]],
-    ))
-    sections.append(Section(
-        "iLRG and LLG on untrained LeNet / MLP",
-        text=("Count accuracy and existence accuracy average over all classes (iLRG's LnAcc "
-              "and LeAcc); 'exact batches' counts trials where every class count was right."),
-        table=lab["ilrg"],
-    ))
+    if lab["per_batch"]:
+        sections.append(Section(
+            "Label recovery vs batch size (BN ConvNet)",
+            text=("yin assumes unique labels (it returns B distinct classes), so with repeated "
+                  "labels it can be right about at most two; ilrg and llg count instances."),
+            images=[("labels_vs_batch.png", "label-count accuracy of each strategy")],
+            table=[{k: r.get(k) for k in ("mode", "batch", "strategy", "label_count_acc",
+                                           "label_existence_acc", "refused")}
+                   for r in lab["per_batch"]],
+        ))
+    if lab["ilrg"]:
+        sections.append(Section(
+            "iLRG and LLG on untrained LeNet / MLP",
+            text=("Count accuracy and existence accuracy average over all classes (iLRG's "
+                  "LnAcc and LeAcc); 'exact batches' counts trials where every class count "
+                  "was right."),
+            table=lab["ilrg"],
+        ))
     if results.get("ablation"):
-        abl = {r["variant"]: r["psnr"] for r in results["ablation"]}
-        gi, ig = abl.get("gradinversion (all priors)"), abl.get("ig (reference, its own labels)")
-        if gi is not None and ig is not None:
+        abl = {r["variant"]: r for r in results["ablation"]}
+        gi_row = abl.get("gradinversion (all priors)")
+        ig_row = abl.get("ig (reference, its own labels)")
+        seeds = results["ablation"][0].get("seeds") or [results.get("seed")]
+        where = (f"batch {s.ablation_batch} (unique labels), {s.iterations} iterations, "
+                 f"{s.restarts} restarts, mean over {len(seeds)} batch(es) (seeds "
+                 f"{', '.join(map(str, seeds))})")
+        if gi_row and ig_row and gi_row["psnr"] is not None and ig_row["psnr"] is not None:
+            gi, ig = gi_row["psnr"], ig_row["psnr"]
             verdict = "beats" if gi > ig else "does not beat"
+            wins = sum(a > b for a, b in zip(gi_row["psnr_per_seed"], ig_row["psnr_per_seed"],
+                                             strict=True))
             sections.insert(1, Section("Headline", text=(
-                f"At batch {s.ablation_batch} (unique labels) and {s.iterations} iterations, "
-                f"gradinversion reaches {gi:.2f} dB and ig {ig:.2f} dB: gradinversion "
-                f"{verdict} ig here."
+                f"At {where}: gradinversion reaches {gi:.2f} dB and ig {ig:.2f} dB mean PSNR; "
+                f"gradinversion {verdict} ig here (higher on {wins} of {len(seeds)} batch(es))."
             )))
         sections.append(Section(
-            f"Ablation: gradinversion without each prior (batch {s.ablation_batch}, unique "
-            "labels)",
-            table=[{k: v for k, v in r.items() if k != "grid"} for r in results["ablation"]],
+            "Ablation: gradinversion without each prior, and ig",
+            text=(f"{where}. Every variant runs gradinversion's recipe with one prior "
+                  "removed (the others at their default weights); 'delta' is the change of "
+                  "mean PSNR against gradinversion with all priors; 'seconds' is the time "
+                  "of one run."),
+            table=[{k: v for k, v in r.items() if k not in ("grid", "seeds")}
+                   for r in results["ablation"]],
             images=[(r["grid"], r["variant"]) for r in results["ablation"] if r.get("grid")],
         ))
     sections.append(Section("Files", links=[("results.json", "all numbers (JSON)")]))
@@ -545,21 +619,26 @@ def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     results: dict[str, Any] = {"settings": _jsonable(s.__dict__), "quick": quick, "seed": seed}
-    results["labels"] = label_study(s, seed, out)
-    results["attacks"] = attack_study(s, seed, out)
-    results["ablation"] = ablation_study(s, seed, out) if s.ablation else []
+    results["labels"] = (label_study(s, seed, out) if "labels" in s.parts
+                         else {"per_batch": [], "ilrg": []})
+    results["attacks"] = (attack_study(s, seed, out) if "attacks" in s.parts
+                          else {"rows": [], "grids": []})
+    results["ablation"] = (ablation_study(s, seed, out)
+                           if s.ablation and "ablation" in s.parts else [])
     rows = [r for r in results["attacks"]["rows"] if r.get("psnr") is not None]
-    _plot(out / "psnr_vs_batch.png", _series(rows, "batch", ("attack", "mode"), "psnr"),
-          ylabel="mean PSNR (dB)", title="reconstruction quality vs batch size")
-    _plot(out / "label_acc_vs_batch.png",
-          _series(rows, "batch", ("attack", "mode"), "label_count_acc"),
-          ylabel="label-count accuracy", title="labels recovered by the attacks",
-          ylim=(-0.02, 1.02))
-    _plot(out / "labels_vs_batch.png",
-          _series(results["labels"]["per_batch"], "batch", ("strategy", "mode"),
-                  "label_count_acc"),
-          ylabel="label-count accuracy", title="label strategies vs batch size",
-          ylim=(-0.02, 1.02))
+    if results["attacks"]["rows"]:
+        _plot(out / "psnr_vs_batch.png", _series(rows, "batch", ("attack", "mode"), "psnr"),
+              ylabel="mean PSNR (dB)", title="reconstruction quality vs batch size")
+        _plot(out / "label_acc_vs_batch.png",
+              _series(rows, "batch", ("attack", "mode"), "label_count_acc"),
+              ylabel="label-count accuracy", title="labels recovered by the attacks",
+              ylim=(-0.02, 1.02))
+    if results["labels"]["per_batch"]:
+        _plot(out / "labels_vs_batch.png",
+              _series(results["labels"]["per_batch"], "batch", ("strategy", "mode"),
+                      "label_count_acc"),
+              ylabel="label-count accuracy", title="label strategies vs batch size",
+              ylim=(-0.02, 1.02))
     seconds = time.perf_counter() - t0
     results["seconds"] = seconds
     (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
