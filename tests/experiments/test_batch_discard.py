@@ -8,7 +8,7 @@ import torch
 import gradleak as gl
 from gradleak.errors import ConfigError
 from gradleak.experiments import EXPERIMENTS, run_experiment
-from gradleak.experiments.batch_discard import batch_labels, distinct_images
+from gradleak.experiments.batch_discard import GRAY, batch_labels, distinct_images
 
 
 def test_registered() -> None:
@@ -73,10 +73,15 @@ def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[n
     rows = results["ablation"]
     assert [r["variant"] for r in rows][0] == "gradinversion (all priors)"
     assert any(r["variant"].startswith("ig") for r in rows)
+    *runs, gray = rows
+    assert gray["variant"] == GRAY and gray["seconds"] == 0.0  # a reference, not an attack
+    assert 5.0 < gray["psnr"] < 20.0
     for r in rows:
-        assert r["seeds"] == [0, 1] and len(r["psnr_per_seed"]) == 2 and r["seconds"] > 0
+        assert r["seeds"] == [0, 1] and len(r["psnr_per_seed"]) == 2
         assert r["psnr"] == pytest.approx(sum(r["psnr_per_seed"]) / 2, abs=2e-3)
+    assert all(r["seconds"] > 0 for r in runs)
     text = page.read_text()
     assert "Headline" in text and "Ablation" in text and "without bn" in text
+    assert "mid-gray" in text
     with pytest.raises(ConfigError, match="unknown parts"):
         run_experiment("batch-discard", tmp_path, quick=True, parts=["bogus"])

@@ -23,9 +23,12 @@ def test_paper_defaults_and_overrides() -> None:
     cfg = cls.Config()
     assert (cfg.optimizer, cfg.schedule, cfg.distance) == ("adam", "cosine", "l2")
     assert cfg.labels == "yin"
-    assert cfg.grad_scale == 1e-4 and cfg.iterations == 20_000 and cfg.restarts == 4
+    # breaching's preset: 1e-4 * 0.5 * ||.||^2, 50 warm-up iterations, TV of the normalised input
+    assert cfg.grad_scale == 5e-5 and cfg.iterations == 20_000 and cfg.restarts == 4
+    assert cfg.warmup == 50 and cfg.langevin == 0.01 and cfg.lr == 0.1
     assert set(cfg.priors) == {"tv", "l2", "bn", "group"}
-    assert cfg.priors["tv"] == 1e-4 and cfg.priors["l2"] == 1e-6 and cfg.priors["group"] == 0.01
+    assert cfg.priors["tv"] == {"weight": 1e-4, "space": "input"}
+    assert cfg.priors["l2"] == 1e-6 and cfg.priors["group"] == 0.01
     assert cfg.priors["bn"]["weight"] == 0.1
     att = cls(iterations=7, priors={"tv": 1e-3}, langevin=0.0)
     assert att.config.iterations == 7 and dict(att.config.priors) == {"tv": 1e-3}

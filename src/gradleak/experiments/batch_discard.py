@@ -389,7 +389,8 @@ def ablation_runs() -> list[tuple[str, str, dict[str, Any]]]:
     """The ablation's variants: ``(label, attack, overrides)``.
 
     ``gradinversion`` with all its priors, without each prior in turn, without any prior,
-    and ``ig`` with its own labels (joint optimisation at batch > 1) and with ``yin``'s.
+    without its Langevin noise (not a prior, but part of the recipe), and ``ig`` with its own
+    labels (joint optimisation at batch > 1) and with ``yin``'s.
     """
     from gradleak.attacks import ATTACKS
 
@@ -400,6 +401,7 @@ def ablation_runs() -> list[tuple[str, str, dict[str, Any]]]:
         runs.append((f"without {name}", "gradinversion",
                      {"priors": {k: v for k, v in priors.items() if k != name}}))
     runs.append(("gradinversion, no priors", "gradinversion", {"priors": {}}))
+    runs.append(("gradinversion without Langevin noise", "gradinversion", {"langevin": 0.0}))
     runs.append(("ig (reference, its own labels)", "ig", {}))
     runs.append(("ig with yin labels", "ig", {"labels": "yin"}))
     return runs
@@ -424,14 +426,17 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
     holds the PSNR averaged over those batches (each batch's PSNR is itself the mean over
     its images after matching), the per-seed values and the seconds per run.
     """
+    from gradleak.metrics import psnr
     from gradleak.report import save_grid
 
     seeds = tuple(s.ablation_seeds) or (seed,)
     runs = ablation_runs()
     per_run: list[list[dict[str, Any]]] = [[] for _ in runs]
     grids: dict[int, str] = {}
+    gray: list[float] = []
     for k, sd in enumerate(seeds):
         obs, truth = ablation_batch(s, sd)
+        gray.append(float(psnr(torch.full_like(truth.images, 0.5), truth.images).mean()))
         for i, (label, attack, overrides) in enumerate(runs):
             t0 = time.perf_counter()
             rec = _reconstruct(obs, attack, s, sd, **overrides)
@@ -454,16 +459,24 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
             "label_count_acc": _finite_mean([r["label_count_acc"] for r in res]),
             "psnr_per_seed": [round(r["psnr"], 3) for r in res],
             "seeds": list(seeds),
-            "seconds": round(sum(r["seconds"] for r in res) / len(res), 1),
+            "seconds": round(sum(r["seconds"] for r in res) / len(res), 3),
         }
         if i in grids:
             row["grid"] = grids[i]
         rows.append(row)
+    # a reference, not an attack: a constant mid-gray image scored against the same batches
+    rows.append({"variant": GRAY, "psnr": _finite_mean(gray), "ssim": None,
+                 "label_count_acc": None, "psnr_per_seed": [round(v, 3) for v in gray],
+                 "seeds": list(seeds), "seconds": 0.0})
     full = rows[0]["psnr"]
     for r in rows:
         r["delta_psnr_vs_full"] = (None if r["psnr"] is None or full is None
                                    else r["psnr"] - full)
     return rows
+
+
+#: the ablation table's reference row (no attack)
+GRAY = "reference: mid-gray image (no attack)"
 
 
 # ----------------------------------------------------------------------------- figures
@@ -565,9 +578,14 @@ def _page(out: Path, s: Settings, results: dict[str, Any], seconds: float) -> Pa
             verdict = "beats" if gi > ig else "does not beat"
             wins = sum(a > b for a, b in zip(gi_row["psnr_per_seed"], ig_row["psnr_per_seed"],
                                              strict=True))
+            gray_row = abl.get(GRAY)
+            gray_text = ("" if gray_row is None or gray_row["psnr"] is None else
+                         f" For scale: a constant mid-gray image scores {gray_row['psnr']:.2f} dB "
+                         "on the same batches.")
             sections.insert(1, Section("Headline", text=(
                 f"At {where}: gradinversion reaches {gi:.2f} dB and ig {ig:.2f} dB mean PSNR; "
                 f"gradinversion {verdict} ig here (higher on {wins} of {len(seeds)} batch(es))."
+                + gray_text
             )))
         sections.append(Section(
             "Ablation: gradinversion without each prior, and ig",

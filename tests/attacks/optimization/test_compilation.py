@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 import gradleak as gl
 from gradleak.attacks.optimization.compilation import (
     AUTO_MIN_SECONDS,
+    CompileMismatchError,
+    _check_agreement,
     estimated_eager_seconds,
     forward_flops,
     resolve_compile,
@@ -61,3 +65,63 @@ def test_compiled_run_matches_eager() -> None:
     torch.testing.assert_close(torch.tensor(compiled.trace.losses),
                                torch.tensor(eager.trace.losses), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(compiled.images, eager.images, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(not toolchain_available("cpu"), reason="no C++ compiler for inductor")
+@pytest.mark.parametrize("restarts", [1, 2])
+def test_compiled_batchnorm_model_with_soft_labels_matches_eager(restarts: int) -> None:
+    # torch 2.13 disconnected the compiled distance from z / the soft labels here (BN model,
+    # one restart or the per-restart loop): the engine now takes the batched path compiled
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.BatchNorm2d(4),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(36, 3))
+    torch.manual_seed(0)
+    obs, _ = gl.simulate(model, torch.rand(2, 3, 8, 8), torch.tensor([0, 2]))
+    kw = {"attack": "ig", "iterations": 4, "restarts": restarts, "seed": 1, "optimizer": "adam"}
+    eager = gl.reconstruct(obs, compile=False, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no fallback to eager
+        compiled = gl.reconstruct(obs, compile=True, **kw)
+    assert compiled.extras["compiled"] is True
+    torch.testing.assert_close(torch.tensor(compiled.trace.losses),
+                               torch.tensor(eager.trace.losses), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(compiled.images, eager.images, rtol=1e-3, atol=1e-4)
+
+
+def test_agreement_check_rejects_a_disconnected_or_wrong_compiled_objective() -> None:
+    z = torch.randn(2, 1, 3, requires_grad=True)
+    targets = torch.tensor([1])
+
+    def eager(zz: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, list[object]]:
+        return (zz ** 2).sum((1, 2)), []
+
+    def detached(zz: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, list[object]]:
+        d, _ = eager(zz.detach(), t)
+        return d + torch.zeros((), requires_grad=True), []
+
+    def off(zz: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, list[object]]:
+        return 1.01 * eager(zz, t)[0], []
+
+    _check_agreement(eager, eager, z, targets)  # agrees with itself
+    with pytest.raises(CompileMismatchError, match="does not depend"):
+        _check_agreement(detached, eager, z, targets)
+    with pytest.raises(CompileMismatchError, match="differs"):
+        _check_agreement(off, eager, z, targets)
+
+
+def test_engine_falls_back_to_eager_when_the_compiled_objective_disagrees(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken_compile(fn, **_kw):  # type: ignore[no-untyped-def]
+        def run(z: torch.Tensor, t: torch.Tensor):  # type: ignore[no-untyped-def]
+            d, stats = fn(z, t)
+            return 2.0 * d, stats
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    torch.manual_seed(0)
+    obs, _ = gl.simulate(model, torch.rand(1, 3, 2, 2), torch.tensor([1]), share_labels=True)
+    kw = {"attack": "ig", "iterations": 3, "restarts": 2, "seed": 0}
+    eager = gl.reconstruct(obs, compile=False, **kw)
+    with pytest.warns(UserWarning, match="differs from the eager one"):
+        rec = gl.reconstruct(obs, compile=True, **kw)
+    assert rec.extras["compiled"] is False
+    torch.testing.assert_close(torch.tensor(rec.trace.losses), torch.tensor(eager.trace.losses))

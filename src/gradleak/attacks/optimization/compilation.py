@@ -28,6 +28,7 @@ from gradleak.types import Observation
 
 __all__ = [
     "AUTO_MIN_SECONDS",
+    "CompileMismatchError",
     "compiled_objective",
     "estimated_eager_seconds",
     "resolve_compile",
@@ -106,19 +107,66 @@ def resolve_compile(setting: bool | str, obs: Observation, *, batch: int, restar
     return est >= AUTO_MIN_SECONDS
 
 
+
+#: Compiled variants allowed per code object. Every objective compiles the same method, so
+#: torch's default (8) would silently send the ninth observation of a session to eager code.
+_RECOMPILE_LIMIT = 256
+
+
+class CompileMismatchError(RuntimeError):
+    """The compiled objective disagrees with the eager one (a torch.compile defect)."""
+
+
+def _check_agreement(compiled: Callable[..., tuple[Tensor, object]],
+                     eager: Callable[..., tuple[Tensor, object]], z: Tensor, targets: Tensor,
+                     *, rtol: float = 1e-3) -> None:
+    """Raises :class:`CompileMismatchError` unless both give the same distances and gradients.
+
+    Run once, at the first call (which compiles). It catches torch.compile defects that are
+    silent until autograd runs: torch 2.13 on CPU returns, for BatchNorm models with soft
+    labels or without BN-statistics outputs, distances that are not connected to ``z`` or
+    the labels ("... appears to not have been used in the graph").
+    """
+    results = []
+    for fn in (compiled, eager):
+        zz = z.detach().clone().requires_grad_(z.requires_grad)
+        tt = targets.detach().clone().requires_grad_(targets.requires_grad)
+        wrt = [t for t in (zz, tt) if t.requires_grad]
+        with torch.enable_grad():
+            dist, _ = fn(zz, tt)
+            if not wrt:
+                results.append((dist.detach(), []))
+                continue
+            if not dist.requires_grad:
+                raise CompileMismatchError("the compiled distance does not depend on the input")
+            grads = torch.autograd.grad(dist.sum(), wrt, allow_unused=True)
+        if any(g is None for g in grads):
+            raise CompileMismatchError("the compiled distance does not depend on every input")
+        results.append((dist.detach(), [g.detach() for g in grads]))
+    (dc, gc), (de, ge) = results
+    pairs = [(dc, de), *zip(gc, ge, strict=True)]
+    for got, want in pairs:
+        scale = want.abs().max().clamp_min(1e-30)
+        if not bool(torch.isfinite(got).all()) or float((got - want).abs().max() / scale) > rtol:
+            raise CompileMismatchError("the compiled objective differs from the eager one")
+
 # Compiled objectives, reused while their observation lives: torch.compile's guards tie a
 # compiled function to the objective object, so a new object per call would recompile.
 _COMPILED: dict[tuple[int, tuple[object, ...]], tuple[weakref.ref, MatchingObjective]] = {}
 
 
 def compiled_objective(obs: Observation, key: tuple[object, ...],
-                       build: Callable[[], MatchingObjective]) -> tuple[MatchingObjective, bool]:
-    """The cached compiled objective of ``obs`` for ``key``, or a new one (eager on failure)."""
+                       build: Callable[[], MatchingObjective]) -> MatchingObjective:
+    """The cached compiled objective of ``obs`` for ``key``, or a new one (eager on failure).
+
+    Its ``compiled`` attribute says whether it runs compiled code: False when torch.compile
+    is unavailable, fails, or disagrees with the eager objective at the first call.
+    """
     entry = _COMPILED.get((id(obs), key))
     if entry is not None and entry[0]() is obs:
         objective = entry[1]
         objective.distance = objective.base_distance  # undo a recipe's wrapping of a past run
-        return objective, True
+        return objective
     objective = build()
     eager = objective.evaluate
     try:
@@ -128,20 +176,31 @@ def compiled_objective(obs: Observation, key: tuple[object, ...],
         compiled = torch.compile(eager, dynamic=False)
     except Exception as exc:  # pragma: no cover - depends on the toolchain
         warnings.warn(f"torch.compile unavailable ({exc}); running eagerly", stacklevel=4)
-        return objective, False
+        return objective
+    checked: set[tuple[object, ...]] = set()
     failed: list[bool] = []
 
     def evaluate(z: Tensor, targets: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         if not failed:  # compilation happens at the first call; fall back if it fails
             try:
-                return compiled(z, targets)
-            except Exception as exc:  # pragma: no cover - depends on the toolchain
+                with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
+                    # each new kind of call (a run's distance, label mode, grad mode, path)
+                    # may compile a new graph: check it against eager once
+                    kind = (tuple(z.shape), z.requires_grad, targets.dtype,
+                            targets.requires_grad, id(objective.distance), objective.vectorized)
+                    if kind not in checked:
+                        _check_agreement(compiled, eager, z, targets)
+                        checked.add(kind)
+                    return compiled(z, targets)
+            except Exception as exc:  # noqa: BLE001 - any failure: the eager path is exact
                 failed.append(True)
+                objective.compiled = False
                 warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); "
                               "running eagerly", stacklevel=2)
         return eager(z, targets)
 
     objective.evaluate = evaluate  # type: ignore[method-assign]
+    objective.compiled = True
     cache_key = (id(obs), key)
     _COMPILED[cache_key] = (weakref.ref(obs, lambda _r: _COMPILED.pop(cache_key, None)), objective)
-    return objective, True
+    return objective

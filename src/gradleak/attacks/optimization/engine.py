@@ -56,7 +56,6 @@ class _Problem:
     lo: Tensor  # (C, 1, 1) input-space value of pixel 0
     scale: Tensor  # (C, 1, 1) input-space width of one pixel unit
     shape: tuple[int, ...]  # (R, B, C, H, W)
-    compiled: bool
 
 
 def _draw_start(init_name: str, prob: _Problem, gen: torch.Generator, num_classes: int
@@ -82,10 +81,15 @@ def _draw_start(init_name: str, prob: _Problem, gen: torch.Generator, num_classe
 
 
 def _batching(setting: str, objective: MatchingObjective, z: Tensor) -> str:
-    """Resolves ``batching="auto"``: a loop for BatchNorm models on CPU, else vmap."""
+    """Resolves ``batching="auto"``: a loop for eager BatchNorm models on CPU, else vmap.
+
+    Compiled objectives always batch: the loop's ``torch.autograd.grad`` splits the compiled
+    graph, and torch 2.13 then returns distances disconnected from the input for BN models.
+    """
     if setting != "auto":
         return setting
-    return "loop" if (z.device.type == "cpu" and objective.bn_layers) else "vmap"
+    loop = z.device.type == "cpu" and bool(objective.bn_layers) and not objective.compiled
+    return "loop" if loop else "vmap"
 
 
 class OptimizationAttack(Attack):
@@ -136,16 +140,16 @@ class OptimizationAttack(Attack):
         if resolve_compile(cfg.compile, obs, batch=batch, restarts=cfg.restarts,
                            iterations=cfg.iterations):
             key = (cfg.distance, cfg.layer_weights, bn_stats, batch, cfg.batching)
-            objective, compiled = compiled_objective(obs, key, build)
+            objective = compiled_objective(obs, key, build)
         else:
-            objective, compiled = build(), False
+            objective = build()
         dtype = obs.update[0].dtype
         device = obs.update[0].device
         c = obs.data_shape[0]
         lo = obs.normalize(torch.zeros(1, c, 1, 1, dtype=dtype, device=device)).reshape(c, 1, 1)
         hi = obs.normalize(torch.ones(1, c, 1, 1, dtype=dtype, device=device)).reshape(c, 1, 1)
         shape = (cfg.restarts, batch, *obs.data_shape)
-        return _Problem(objective, priors, plan, lo, hi - lo, shape, compiled)
+        return _Problem(objective, priors, plan, lo, hi - lo, shape)
 
     # ------------------------------------------------------------------ run
     def reconstruct(
@@ -273,7 +277,7 @@ class OptimizationAttack(Attack):
         extras: dict[str, Any] = {
             "labels_source": prob.plan.source,
             "diverged": diverged,
-            "compiled": prob.compiled,
+            "compiled": prob.objective.compiled,
             "vectorized": bool(prob.objective.vectorized) if R > 1 else None,
             "evaluations_per_iteration": opt.evaluations_per_step,
         }
