@@ -24,7 +24,8 @@ def test_roundtrip_zoo_model(tmp_path) -> None:
         assert torch.equal(a, b)
     assert torch.equal(back.labels, obs.labels)
     assert back.normalization == obs.normalization
-    for (ka, va), (kb, vb) in zip(back.model.state_dict().items(), obs.model.state_dict().items(), strict=True):
+    pairs = zip(back.model.state_dict().items(), obs.model.state_dict().items(), strict=True)
+    for (ka, va), (kb, vb) in pairs:
         assert ka == kb and torch.equal(va, vb)
     assert not list(tmp_path.glob("o/*.pt")) and not list(tmp_path.glob("o/*.pkl"))
 
@@ -39,7 +40,8 @@ def test_custom_model_needs_to_be_passed(tmp_path) -> None:
     back = gl.Observation.load(tmp_path / "c", model=fresh)
     assert torch.equal(back.model[1].weight, model[1].weight)
     with pytest.raises(ObservationError, match="do not fit"):
-        gl.Observation.load(tmp_path / "c", model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4)))
+        gl.Observation.load(tmp_path / "c",
+                            model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4)))
 
 
 def test_missing_and_corrupt_files(tmp_path) -> None:

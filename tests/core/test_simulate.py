@@ -35,7 +35,8 @@ def test_fedavg_delta_equals_manual_sgd_steps() -> None:
     batches = [(x[:2], y[:2]), (x[2:], y[2:]), (x[:2], y[:2])]
     for xb, yb in batches:
         params = [w.requires_grad_(True) for w in work]
-        out = torch.func.functional_call(model, dict(zip([n for n, _ in model.named_parameters()], params, strict=True)), (xb,))
+        names = [n for n, _ in model.named_parameters()]
+        out = torch.func.functional_call(model, dict(zip(names, params, strict=True)), (xb,))
         grads = torch.autograd.grad(torch.nn.functional.cross_entropy(out, yb), params)
         work = [(w - 0.05 * g).detach() for w, g in zip(params, grads, strict=True)]
     for d, w, p in zip(obs.update, work, model.parameters(), strict=True):

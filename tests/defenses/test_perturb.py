@@ -20,5 +20,6 @@ def test_prune_keeps_largest_entries() -> None:
 
 def test_noise_scale() -> None:
     upd = [torch.zeros(20000)]
-    (out,) = gl.defenses.create("noise", sigma=0.1).apply(upd, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    (out,) = gl.defenses.create("noise", sigma=0.1).apply(upd, generator=gen)
     assert 0.095 < float(out.std()) < 0.105

@@ -53,9 +53,9 @@ def test_unknown_setting_is_refused(tmp_path) -> None:  # type: ignore[no-untype
 
 
 def test_ablation_variants_cover_every_prior_and_ig() -> None:
-    from gradleak.experiments.batch_discard import ablation_runs
+    from gradleak.experiments.batch_discard import Settings, ablation_runs
 
-    runs = ablation_runs()
+    runs = ablation_runs(Settings(gradinversion={}))  # the recipe's (paper's) defaults
     labels = [label for label, _, _ in runs]
     priors = dict(gl.attacks.ATTACKS.get("gradinversion").Config().priors)
     assert labels[0] == "gradinversion (all priors)" and runs[0][2] == {}
@@ -63,6 +63,18 @@ def test_ablation_variants_cover_every_prior_and_ig() -> None:
         (ov,) = [o for label, _, o in runs if label == f"without {name}"]
         assert set(ov["priors"]) == set(priors) - {name}
     assert ("ig (reference, its own labels)", "ig", {}) in runs
+    assert ("gradinversion without Langevin noise", "gradinversion", {"langevin": 0.0}) in runs
+
+
+def test_ablation_variants_follow_the_experiments_gradinversion_settings() -> None:
+    from gradleak.experiments.batch_discard import Settings, ablation_runs
+
+    mine = {"priors": {"tv": 1e-3, "group": 0.1}, "langevin": 0.0}
+    runs = ablation_runs(Settings(gradinversion=mine))
+    removed = {label: o for label, _, o in runs if label.startswith("without ")}
+    assert removed == {"without tv": {"priors": {"group": 0.1}},
+                       "without group": {"priors": {"tv": 1e-3}}}
+    assert not any("Langevin" in label for label, _, _ in runs)  # already off
 
 
 def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -85,3 +97,20 @@ def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[n
     assert "mid-gray" in text
     with pytest.raises(ConfigError, match="unknown parts"):
         run_experiment("batch-discard", tmp_path, quick=True, parts=["bogus"])
+
+
+def test_gradinversion_overrides_are_the_calibrated_ones_unless_replaced() -> None:
+    from gradleak.experiments.batch_discard import (
+        Settings,
+        attack_overrides,
+        calibrated_gradinversion,
+    )
+
+    s = Settings()
+    assert attack_overrides(s, "gradinversion") == calibrated_gradinversion()
+    assert attack_overrides(s, "ig") == {}
+    s2 = Settings(extra_overrides={"gradinversion": {"compile": False}})
+    assert attack_overrides(s2, "gradinversion") == {**calibrated_gradinversion(),
+                                                     "compile": False}
+    assert attack_overrides(Settings(gradinversion={}), "gradinversion") == {}
+    gl.attacks.create("gradinversion", **calibrated_gradinversion())  # valid overrides

@@ -7,7 +7,8 @@ import gradleak as gl
 from gradleak.errors import ConfigError, RegistryError
 
 
-@pytest.mark.parametrize("name", ["mlp", "lenet", "lenet5", "convnet", "resnet20", "resnet32", "resnet18"])
+@pytest.mark.parametrize("name", ["mlp", "lenet", "lenet5", "convnet", "resnet20", "resnet32",
+                                  "resnet18"])
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
 def test_models_map_images_to_logits(name: str, shape: tuple[int, int, int]) -> None:
     kwargs = {"width": 8} if name == "convnet" else {}

@@ -85,7 +85,8 @@ class Attack(ABC):
 
     def check(self, obs: Observation) -> None:
         """Raises :class:`ThreatModelError` naming every unmet requirement."""
-        missing = [msg for req in sorted(self.requirements()) if (msg := REQUIREMENTS.get(req)(obs))]
+        missing = [msg for req in sorted(self.requirements())
+                   if (msg := REQUIREMENTS.get(req)(obs))]
         if missing:
             raise ThreatModelError(
                 f"attack {self.name!r} needs " + "; and ".join(missing)

@@ -1,13 +1,20 @@
 """When and how the engine compiles its objective with ``torch.compile``.
 
-On CPU, compiling the objective (forward, simulated update, distance and, through them, the double
-backward the attack differentiates) makes one gradient-matching step 2.5-3.5x faster for the
-models of the issue benchmarks (``benchmarks/compare_breaching.py``), but the first call
-compiles for roughly 5-30 s (less when torch's on-disk inductor cache already holds the
-kernels). ``compile="auto"`` therefore compiles only runs whose eager cost, estimated from
-the model's forward FLOPs and the iteration count *before* running, is well above that one-off
+On CPU, compiling the objective (forward, simulated update, distance and, through them, the
+double backward the attack differentiates) makes a step of DLG's LeNet at batch 4 about 1.1x
+(1 restart) to 1.7x (4 restarts) faster than the eager engine
+(``benchmarks/compare_breaching.py``); BatchNorm models gain nothing. The first call compiles
+for a few seconds (more without torch's on-disk inductor cache). ``compile="auto"``
+therefore compiles only runs of models without BatchNorm whose eager cost, estimated from the
+model's forward FLOPs and the iteration count *before* running, is well above that one-off
 cost. The decision depends only on the model, the config and the device (never on timings),
 so the same run always takes the same path.
+
+Compiled code always takes the batched ``torch.func`` path of
+:class:`~gradleak.attacks.optimization.objective.MatchingObjective`: with
+``torch.autograd.grad`` inside, torch 2.13 splits the compiled graph and returned distances
+disconnected from the candidate images. As a safety net every new kind of compiled call is
+checked once against the eager objective; on a mismatch the run continues eagerly and warns.
 """
 
 from __future__ import annotations
@@ -88,9 +95,10 @@ def resolve_compile(setting: bool | str, obs: Observation, *, batch: int, restar
                     iterations: int) -> bool:
     """Resolves the ``compile`` setting (True, False or ``"auto"``) for one run.
 
-    ``"auto"`` compiles on CPU when the toolchain is there and the run's estimated eager time
-    exceeds :data:`AUTO_MIN_SECONDS` (e.g. the ``ig`` recipe's 24 000 iterations on DLG's
-    LeNet, not a 1 000-iteration test run). ``True`` compiles wherever torch can and warns
+    ``"auto"`` compiles on CPU when the toolchain is there, the model has no BatchNorm layer
+    (compiling gains nothing there) and the run's estimated eager time exceeds
+    :data:`AUTO_MIN_SECONDS` (e.g. the ``ig`` recipe's 24 000 iterations on DLG's LeNet, not
+    a 1 000-iteration test run). ``True`` compiles wherever torch can and warns
     (running eagerly) where it cannot.
     """
     device_type = obs.update[0].device.type
@@ -102,6 +110,11 @@ def resolve_compile(setting: bool | str, obs: Observation, *, batch: int, restar
             return False
         return True
     if setting is False or device_type != "cpu" or not toolchain_available("cpu"):
+        return False
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in obs.model.modules()):
+        # compiled BN models must take the batched path (see ``_batching`` in the engine),
+        # which compiled runs no faster than the eager per-restart loop with fused BN
+        # (ConvNet w16, batch 4: 9.2 it/s compiled vs 8.9 for breaching; eager ~1.0x)
         return False
     est = estimated_eager_seconds(obs, batch=batch, restarts=restarts, iterations=iterations)
     return est >= AUTO_MIN_SECONDS
@@ -119,15 +132,18 @@ class CompileMismatchError(RuntimeError):
 
 def _check_agreement(compiled: Callable[..., tuple[Tensor, object]],
                      eager: Callable[..., tuple[Tensor, object]], z: Tensor, targets: Tensor,
-                     *, rtol: float = 1e-3) -> None:
+                     *, rtol: float = 2e-2) -> None:
     """Raises :class:`CompileMismatchError` unless both give the same distances and gradients.
 
-    Run once, at the first call (which compiles). It catches torch.compile defects that are
-    silent until autograd runs: torch 2.13 on CPU returns, for BatchNorm models with soft
-    labels or without BN-statistics outputs, distances that are not connected to ``z`` or
-    the labels ("... appears to not have been used in the graph").
+    Run once per kind of call (the first one compiles). It catches torch.compile defects that
+    are silent until autograd runs: torch 2.13 on CPU returned, for the per-restart autograd
+    path, distances not connected to ``z`` or the soft labels ("... appears to not have been
+    used in the graph"), and for BatchNorm models gradients that were simply different.
+    Errors are relative in norm: float32 rounding alone differs by up to ~0.5% between the
+    compiled and the eager gradient of a BatchNorm model whose batch variances are tiny
+    (conditioning, not a defect), while the defects differ by O(1).
     """
-    results = []
+    results: list[tuple[Tensor, list[Tensor]]] = []
     for fn in (compiled, eager):
         zz = z.detach().clone().requires_grad_(z.requires_grad)
         tt = targets.detach().clone().requires_grad_(targets.requires_grad)
@@ -142,13 +158,13 @@ def _check_agreement(compiled: Callable[..., tuple[Tensor, object]],
             grads = torch.autograd.grad(dist.sum(), wrt, allow_unused=True)
         if any(g is None for g in grads):
             raise CompileMismatchError("the compiled distance does not depend on every input")
-        results.append((dist.detach(), [g.detach() for g in grads]))
+        results.append((dist.detach(), [g.detach() for g in grads if g is not None]))
     (dc, gc), (de, ge) = results
-    pairs = [(dc, de), *zip(gc, ge, strict=True)]
-    for got, want in pairs:
-        scale = want.abs().max().clamp_min(1e-30)
-        if not bool(torch.isfinite(got).all()) or float((got - want).abs().max() / scale) > rtol:
-            raise CompileMismatchError("the compiled objective differs from the eager one")
+    for got, want in [(dc, de), *zip(gc, ge, strict=True)]:
+        err = (got - want).norm() / want.norm().clamp_min(1e-30)
+        if not bool(torch.isfinite(got).all()) or float(err) > rtol:
+            raise CompileMismatchError(f"the compiled objective differs from the eager one "
+                                       f"(relative error {float(err):.2g})")
 
 # Compiled objectives, reused while their observation lives: torch.compile's guards tie a
 # compiled function to the objective object, so a new object per call would recompile.
