@@ -1,11 +1,13 @@
 """Issue #3's criterion: ``gradinversion`` vs ``ig`` on a BN ConvNet at batch 8, with ablation.
 
 Runs the ``batch-discard`` experiment's ablation part (its own code path: the server's BN
-ConvNet of width 16 with BN running statistics from earlier rounds on other photos, 32x32
-bundled photos, batch 8 with unique labels, FedSGD, client in training mode, CIFAR-10
-normalisation) at equal iterations and restarts for every variant, over one batch per seed,
-and prints the table the experiment's page shows (mean PSNR over the seeds' batches, per-seed
-PSNR, seconds per run). The page and ``results.json`` are written under ``--out``.
+ConvNet, width ``ablation_width`` = 8, with BN running statistics from earlier rounds on other
+photos, 16x16 bundled photos (``ablation_size``), batch 8 with unique labels, FedSGD, client
+in training mode, CIFAR-10 normalisation) at equal iterations and restarts for every variant,
+over one batch per seed, and prints the table the experiment's page shows (mean PSNR over the
+seeds' batches, per-seed PSNR, seconds per run). ``gradinversion`` runs with the experiment's
+calibrated weights (``batch_discard.calibrated_gradinversion``, chosen on seeds 100 and 101;
+evaluate on other seeds). The page and ``results.json`` are written under ``--out``.
 
 Usage::
 
@@ -35,8 +37,8 @@ from gradleak.experiments import run_experiment
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--iterations", type=int, default=1000)
-    ap.add_argument("--restarts", type=int, default=4)
+    ap.add_argument("--iterations", type=int, default=None, help="default 1000 (quick: 4)")
+    ap.add_argument("--restarts", type=int, default=None, help="default 4 (quick: 2)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("runs/gradinversion_ablation"))
@@ -46,11 +48,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings: dict[str, object] = {
         "parts": ["ablation"],
-        "iterations": args.iterations,
-        "restarts": args.restarts,
         "ablation_seeds": args.seeds,
         "threads": args.threads,
     }
+    for key, full in (("iterations", 1000), ("restarts", 4)):  # quick keeps its own
+        value = getattr(args, key)
+        if value is not None or not args.quick:
+            settings[key] = full if value is None else value
     if args.eager:
         settings["extra_overrides"] = {"ig": {"compile": False},
                                        "gradinversion": {"compile": False}}
@@ -60,7 +64,7 @@ def main() -> None:
     rows = results["ablation"]
     s = results["settings"]
     print(f"batch {s['ablation_batch']}, {s['iterations']} iterations, {s['restarts']} restarts, "
-          f"ConvNet width {s['width']}, {s['size']}px, seeds {rows[0]['seeds']}")
+          f"ConvNet width {s['ablation_width']}, {s['ablation_size']}px, seeds {rows[0]['seeds']}")
     print("| variant | mean PSNR (dB) | per seed | delta vs full | SSIM | s/run |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")
     for r in rows:

@@ -8,7 +8,12 @@ import torch
 import gradleak as gl
 from gradleak.errors import ConfigError
 from gradleak.experiments import EXPERIMENTS, run_experiment
-from gradleak.experiments.batch_discard import GRAY, batch_labels, distinct_images
+from gradleak.experiments.batch_discard import (
+    GRAY,
+    GRAY_MARGIN_DB,
+    batch_labels,
+    distinct_images,
+)
 
 
 def test_registered() -> None:
@@ -95,6 +100,9 @@ def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[n
     text = page.read_text()
     assert "Headline" in text and "Ablation" in text and "without bn" in text
     assert "mid-gray" in text
+    by = {r["variant"]: r["psnr"] for r in rows}
+    best = max(by["gradinversion (all priors)"], by["ig (reference, its own labels)"])
+    assert ("neither reconstructs" in text) == (best < gray["psnr"] + GRAY_MARGIN_DB)
     with pytest.raises(ConfigError, match="unknown parts"):
         run_experiment("batch-discard", tmp_path, quick=True, parts=["bogus"])
 
