@@ -155,7 +155,7 @@ def simulate(
         raise ConfigError("local_batch_size must be >= 1")
     if isinstance(normalization, tuple):
         normalization = Normalization(tuple(normalization[0]), tuple(normalization[1]))
-    loss_name = loss or getattr(model, "gradleak_loss", "cross_entropy")
+    loss_name = str(loss or getattr(model, "gradleak_loss", "cross_entropy"))
     loss_fn = get_loss(loss_name)
     sent = copy.deepcopy(model)
     images = images.detach()

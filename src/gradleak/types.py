@@ -226,7 +226,7 @@ class Observation:
             update=tuple(tensors[f"update.{n}"] for n in meta["param_names"]),
             labels=tensors.get("labels"),
             normalization=Normalization(tuple(norm["mean"]), tuple(norm["std"])) if norm else None,
-            **{
+            **{  # type: ignore[arg-type]  # JSON metadata, validated by __post_init__
                 k: tuple(v) if k in ("param_names", "data_shape") else v
                 for k, v in meta.items()
             },

@@ -72,7 +72,7 @@ def _all_known(z: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _leaky(mod: nn.Module) -> Inversion:
-    slope = float(mod.negative_slope)  # type: ignore[attr-defined]
+    slope = float(mod.negative_slope)  # type: ignore[attr-defined, arg-type]
     if slope <= 0:
         return _relu(mod)
     return Inversion(
@@ -300,9 +300,9 @@ def last_layer_starts(obs: Observation, stage: Stage, grads: dict[str, Tensor]) 
         sign = 2 * y - 1
         for s in logistic_margins(c):
             z = sign * s
-            k = 1.0 / (1.0 + math.exp(-z)) - y
+            err = 1.0 / (1.0 + math.exp(-z)) - y
             starts.append(
-                Start(torch.tensor([k], dtype=F64), y, f"label {y}, logit {z:.6g}", z)
+                Start(torch.tensor([err], dtype=F64), y, f"label {y}, logit {z:.6g}", z)
             )
     if not starts:
         raise ThreatModelError(
@@ -481,7 +481,7 @@ def solve_gram(system: LayerSystem, rank_tol: float) -> Solution:
         inv[keep] = 1.0 / evals[keep]
         x = evecs @ (inv * (evecs.T @ atb))
         cond = float(sv.max() / sv[keep].min()) if rank else math.inf
-    res = float(np.linalg.norm(a @ x - b) / max(np.linalg.norm(b), 1e-300))
+    res = float(np.linalg.norm(a @ x - b) / max(float(np.linalg.norm(b)), 1e-300))
     return Solution(x, rank, cond, res)
 
 
@@ -493,7 +493,7 @@ def solve_svd(system: LayerSystem, rank_tol: float) -> Solution:
                                   check_finite=False)
     keep = sv > rank_tol * sv.max()
     cond = float(sv.max() / sv[keep].min()) if keep.any() else math.inf
-    res = float(np.linalg.norm(dense @ x - b) / max(np.linalg.norm(b), 1e-300))
+    res = float(np.linalg.norm(dense @ x - b) / max(float(np.linalg.norm(b)), 1e-300))
     return Solution(x, int(rank), cond, res)
 
 
@@ -515,9 +515,9 @@ def solve_linear(system: LayerSystem, solver: Callable[[LayerSystem, float], Sol
     num = np.linalg.norm(g - np.outer(k, x)) ** 2
     den = np.linalg.norm(g) ** 2
     for a, b in system.blocks:
-        num += np.linalg.norm(a @ x - b) ** 2 / max(np.linalg.norm(b) ** 2, 1e-300) * den
+        num += np.linalg.norm(a @ x - b) ** 2 / max(float(np.linalg.norm(b)) ** 2, 1e-300) * den
         den += den
-    return Solution(x, system.unknowns, 1.0, float(math.sqrt(num / max(den, 1e-300))))
+    return Solution(x, system.unknowns, 1.0, float(math.sqrt(num / max(float(den), 1e-300))))
 
 
 SOLVERS: dict[str, Callable[[LayerSystem, float], Solution]] = {
@@ -530,7 +530,7 @@ SOLVERS: dict[str, Callable[[LayerSystem, float], Solution]] = {
 def _adjoint(stage: Stage, k: Tensor) -> Tensor:
     """``W^T k``: the error signal at the layer's input (float64, unbatched)."""
     layer = stage.layer
-    w = layer.weight.detach().to(F64)
+    w = layer.weight.detach().to(F64)  # type: ignore[operator]
     if isinstance(layer, nn.Linear):
         return w.T @ k.reshape(-1)
     assert isinstance(layer, nn.Conv2d)
@@ -709,11 +709,11 @@ class RGAP(Attack):
             for run in finished:
                 candidates.append((run.start, flat_to_images(run.x.reshape(1, -1), obs), run))
             for twin, base in twins:
-                run = next((r for r in finished if r.start is base), None)
-                if run is not None and base.logit:
+                twin_run = next((r for r in finished if r.start is base), None)
+                if twin_run is not None and base.logit:
                     scale = float(twin.logit) / base.logit  # type: ignore[arg-type]
                     candidates.append(
-                        (twin, flat_to_images(run.x.reshape(1, -1) * scale, obs), run)
+                        (twin, flat_to_images(twin_run.x.reshape(1, -1) * scale, obs), twin_run)
                     )
             scores = [run.residual + range_violation(img) for _, img, run in candidates]
             best_index = min(range(len(candidates)), key=lambda i: scores[i])
