@@ -58,6 +58,10 @@ NAME = "batch-discard"
 
 
 # ----------------------------------------------------------------------------- settings
+#: the experiment's parts (``parts=...`` runs a subset, e.g. ``parts=ablation``)
+PARTS = ("labels", "attacks", "ablation")
+
+
 def calibrated_gradinversion() -> dict[str, Any]:
     """The ``gradinversion`` overrides this experiment uses on its small BN ConvNets.
 
@@ -105,14 +109,14 @@ class Settings:
     ablation_width: int = 8
     ablation: bool = True
     ablation_seeds: tuple[int, ...] = ()
-    parts: tuple[str, ...] = ("labels", "attacks", "ablation")
+    parts: tuple[str, ...] = PARTS
     label_trials: int = 10
     ilrg_batches: tuple[int, ...] = (24, 128)
     grids_up_to: int = 16
     bn_rounds: int = 4
     threads: int | None = None
     normalize: bool = True
-    gradinversion: dict[str, Any] = field(default_factory=lambda: calibrated_gradinversion())
+    gradinversion: dict[str, Any] = field(default_factory=calibrated_gradinversion)
     extra_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -159,10 +163,6 @@ def _settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
         raise ConfigError(f"experiment {NAME!r}: unknown parts {unknown_parts}; choose from "
                           f"{', '.join(PARTS)}")
     return out
-
-
-#: the experiment's parts (``parts=...`` runs a subset, e.g. ``parts=ablation``)
-PARTS = ("labels", "attacks", "ablation")
 
 
 # ----------------------------------------------------------------------------- data

@@ -40,6 +40,7 @@ from gradleak.attacks.optimization.distances import (
     resolve_layer_weights,
 )
 from gradleak.losses import get_loss
+from gradleak.priors.bn import batchnorm_layers
 from gradleak.types import Observation
 
 __all__ = ["BatchNormFunction", "MatchingObjective", "replace_batchnorm"]
@@ -104,7 +105,7 @@ class BatchNormFunction(nn.Module):
 
 def replace_batchnorm(model: nn.Module) -> list[BatchNormFunction]:
     """Replaces every BatchNorm module of ``model`` in place; returns them in module order."""
-    order = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    order = batchnorm_layers(model)
     swapped: dict[int, BatchNormFunction] = {}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
