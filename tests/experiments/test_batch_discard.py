@@ -107,6 +107,35 @@ def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[n
         run_experiment("batch-discard", tmp_path, quick=True, parts=["bogus"])
 
 
+def test_ablation_subsets_merge_into_the_full_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Runs split by variant and seed (as ``--jobs`` does) give the one-process table."""
+    from gradleak.experiments.batch_discard import ablation_table
+
+    variants = ["gradinversion (all priors)", "ig (reference, its own labels)"]
+    common = {"quick": True, "parts": ["ablation"], "iterations": 2,
+              "ablation_variants": variants}
+    run_experiment("batch-discard", tmp_path / "all", ablation_seeds=[0, 1], **common)
+    whole = json.loads((tmp_path / "all" / "results.json").read_text())["ablation"]
+    assert [r["variant"] for r in whole] == [*variants, GRAY]
+    per_run: dict[str, list[dict[str, object]]] = {}
+    for v in reversed(variants):  # finishing order does not matter
+        for sd in (1, 0):
+            out = tmp_path / f"{len(v)}_{sd}"
+            run_experiment("batch-discard", out, ablation_seeds=[sd],
+                           **{**common, "ablation_variants": [v]})
+            for row in json.loads((out / "results.json").read_text())["ablation"]:
+                if row["variant"] != GRAY or v == variants[0]:
+                    per_run.setdefault(row["variant"], []).extend(row["per_seed"])
+    merged = ablation_table({v: per_run[v] for v in [*variants, GRAY]})
+    for a, b in zip(whole, merged, strict=True):
+        assert a["variant"] == b["variant"] and a["seeds"] == b["seeds"] == [0, 1]
+        assert a["psnr_per_seed"] == b["psnr_per_seed"]
+        assert a["delta_psnr_vs_full"] == pytest.approx(b["delta_psnr_vs_full"])
+    with pytest.raises(ConfigError, match="no ablation variant"):
+        run_experiment("batch-discard", tmp_path / "bad", **{**common,
+                                                            "ablation_variants": ["bogus"]})
+
+
 def test_gradinversion_overrides_are_the_calibrated_ones_unless_replaced() -> None:
     from gradleak.experiments.batch_discard import (
         Settings,

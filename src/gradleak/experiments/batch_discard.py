@@ -27,9 +27,11 @@ Run ``gradleak experiment batch-discard`` (``--quick`` for a smoke test). Settin
 key=value``): ``batch_sizes``, ``iterations``, ``restarts``, ``size``, ``width``,
 ``num_classes``, ``attacks``, ``gradinversion`` (its overrides, see
 :func:`calibrated_gradinversion`), ``ablation_batch``, ``ablation_size``, ``ablation_width``,
-``ablation_seeds`` (one batch and server model per seed, PSNR averaged), ``parts`` (a subset
-of ``labels``, ``attacks``, ``ablation``), ``label_trials``. The ablation alone, as in issue
-#3's criterion::
+``ablation_seeds`` (one batch and server model per seed, PSNR averaged),
+``ablation_variants`` (a subset of the ablation's rows by name; default all), ``parts`` (a subset
+of ``labels``, ``attacks``, ``ablation``), ``label_trials``, ``device`` (where the attack
+part and the ablation run, e.g. ``cuda``; the client and the server share it). The ablation
+alone, as in issue #3's criterion::
 
     gradleak experiment batch-discard --set parts=ablation --set iterations=1000 \
         --set ablation_seeds=[0,1]
@@ -52,6 +54,7 @@ from torch import Tensor, nn
 
 from gradleak.errors import ConfigError, GradleakError
 from gradleak.experiments.base import register_experiment
+from gradleak.precision import full_precision
 from gradleak.types import Normalization
 
 NAME = "batch-discard"
@@ -109,12 +112,14 @@ class Settings:
     ablation_width: int = 8
     ablation: bool = True
     ablation_seeds: tuple[int, ...] = ()
+    ablation_variants: tuple[str, ...] = ()
     parts: tuple[str, ...] = PARTS
     label_trials: int = 10
     ilrg_batches: tuple[int, ...] = (24, 128)
     grids_up_to: int = 16
     bn_rounds: int = 4
     threads: int | None = None
+    device: str = "cpu"
     normalize: bool = True
     gradinversion: dict[str, Any] = field(default_factory=calibrated_gradinversion)
     extra_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -138,7 +143,8 @@ QUICK = Settings(
 )
 
 
-def _settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
+def resolve_settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
+    """The settings of a run: ``quick`` or full defaults updated with ``overrides``, checked."""
     base = QUICK if quick else Settings()
     names = set(Settings.__dataclass_fields__)
     unknown = sorted(set(overrides) - names)
@@ -393,7 +399,7 @@ def attack_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
     from gradleak import simulate
     from gradleak.report import save_grid
 
-    model = server_model(s, seed)
+    model = server_model(s, seed).to(s.device)
     rows: list[dict[str, Any]] = []
     grids: list[tuple[str, str]] = []
     for mode in s.label_modes:
@@ -402,7 +408,9 @@ def attack_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
                 continue
             y = batch_labels(b, mode, s.num_classes, seed + b)
             x = distinct_images(b, s.size, seed=seed + 31 * b)
-            obs, truth = simulate(model, x, y, normalization=normalization(s))
+            with full_precision():
+                obs, truth = simulate(model, x.to(s.device), y.to(s.device),
+                                      normalization=normalization(s))
             for attack in s.attacks:
                 t0 = time.perf_counter()
                 try:
@@ -416,8 +424,8 @@ def attack_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
                              "seconds": round(time.perf_counter() - t0, 2), "refused": None})
                 if b <= s.grids_up_to:
                     rel = f"grids/{attack}_{mode}_b{b}.png"
-                    save_grid(out / rel, rec.images, truth.images, labels=rec.labels,
-                              truth_labels=truth.labels,
+                    save_grid(out / rel, rec.images.cpu(), truth.images.cpu(),
+                              labels=rec.labels, truth_labels=truth.labels,
                               title=f"{attack}, {mode} labels, batch {b}: "
                                     f"{sc['psnr']:.2f} dB")
                     grids.append((rel, f"{attack}, {mode} labels, batch {b}"))
@@ -460,11 +468,12 @@ def ablation_batch(s: Settings, seed: int) -> tuple[Any, Any]:
     from gradleak import simulate
 
     s = ablation_settings(s)
-    model = server_model(s, seed)
+    model = server_model(s, seed).to(s.device)
     b = s.ablation_batch
     y = batch_labels(b, "unique", s.num_classes, seed + b)
     x = distinct_images(b, s.size, seed=seed + 31 * b)
-    return simulate(model, x, y, normalization=normalization(s))
+    with full_precision():
+        return simulate(model, x.to(s.device), y.to(s.device), normalization=normalization(s))
 
 
 def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
@@ -473,51 +482,76 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
     Every variant runs at the same iterations and restarts on the same batches: one batch
     (and server model) per seed in ``s.ablation_seeds`` (default: ``seed`` alone). A row
     holds the PSNR averaged over those batches (each batch's PSNR is itself the mean over
-    its images after matching), the per-seed values and the seconds per run.
+    its images after matching), the per-seed values and the seconds per run; see
+    :func:`ablation_table`. ``s.ablation_variants`` picks a subset of the rows by name.
     """
     from gradleak.metrics import psnr
     from gradleak.report import save_grid
 
     seeds = tuple(s.ablation_seeds) or (seed,)
     runs = ablation_runs(s)
-    per_run: list[list[dict[str, Any]]] = [[] for _ in runs]
-    grids: dict[int, str] = {}
-    gray: list[float] = []
+    if s.ablation_variants:
+        unknown = sorted(set(s.ablation_variants) - {label for label, _, _ in runs})
+        if unknown:
+            raise ConfigError(f"experiment {NAME!r}: no ablation variant {unknown}; the "
+                              f"variants are {[label for label, _, _ in runs]}")
+        runs = [r for r in runs if r[0] in s.ablation_variants]
+    per_run: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in runs}
+    grids: dict[str, str] = {}
     for k, sd in enumerate(seeds):
         obs, truth = ablation_batch(s, sd)
-        gray.append(float(psnr(torch.full_like(truth.images, 0.5), truth.images).mean()))
+        t = truth.images.cpu()
+        gray = float(psnr(torch.full_like(t, 0.5), t).mean())
+        per_run.setdefault(GRAY, []).append({"psnr": gray, "ssim": None,
+                                             "label_count_acc": None, "seed": sd,
+                                             "seconds": 0.0})
         for i, (label, attack, overrides) in enumerate(runs):
             t0 = time.perf_counter()
             rec = _reconstruct(obs, attack, s, sd, **overrides)
             seconds = time.perf_counter() - t0
             sc = _evaluate(rec, truth, s.num_classes)
-            per_run[i].append({**sc, "seed": sd, "seconds": seconds})
+            per_run[label].append({**sc, "seed": sd, "seconds": seconds})
             if k == 0 and (i == 0 or attack == "ig"):
                 rel = f"grids/ablation_{i}.png"
-                save_grid(out / rel, rec.images, truth.images, labels=rec.labels,
+                save_grid(out / rel, rec.images.cpu(), truth.images.cpu(), labels=rec.labels,
                           truth_labels=truth.labels,
                           title=f"{label} (seed {sd}): {sc['psnr']:.2f} dB")
-                grids[i] = rel
+                grids[label] = rel
+    gray_rows = per_run.pop(GRAY)
+    return ablation_table({**per_run, GRAY: gray_rows}, grids)
+
+
+def ablation_table(per_run: Mapping[str, Sequence[Mapping[str, Any]]],
+                   grids: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The ablation's rows from each variant's per-seed results, in the given order.
+
+    Args:
+        per_run: variant name -> one dict per seed (``seed``, ``psnr``, ``ssim``,
+            ``label_count_acc``, ``seconds``). The first variant is the reference of the
+            ``delta_psnr_vs_full`` column; :data:`GRAY` is the mid-gray reference row.
+        grids: variant name -> its grid image (relative path), where one was drawn.
+
+    Returns:
+        One row per variant: mean PSNR / SSIM / label-count accuracy over the seeds, the
+        per-seed PSNR, the raw per-seed results and the mean seconds per run.
+    """
     rows: list[dict[str, Any]] = []
-    for i, (label, _attack, _ov) in enumerate(runs):
-        res = per_run[i]
+    for label, res in per_run.items():
+        res = sorted(res, key=lambda r: r["seed"])
         row: dict[str, Any] = {
             "variant": label,
             "psnr": _finite_mean([r["psnr"] for r in res]),
             "ssim": _finite_mean([r["ssim"] for r in res]),
             "label_count_acc": _finite_mean([r["label_count_acc"] for r in res]),
             "psnr_per_seed": [round(r["psnr"], 3) for r in res],
-            "seeds": list(seeds),
+            "seeds": [r["seed"] for r in res],
             "seconds": round(sum(r["seconds"] for r in res) / len(res), 3),
+            "per_seed": [dict(r) for r in res],
         }
-        if i in grids:
-            row["grid"] = grids[i]
+        if grids and label in grids:
+            row["grid"] = grids[label]
         rows.append(row)
-    # a reference, not an attack: a constant mid-gray image scored against the same batches
-    rows.append({"variant": GRAY, "psnr": _finite_mean(gray), "ssim": None,
-                 "label_count_acc": None, "psnr_per_seed": [round(v, 3) for v in gray],
-                 "seeds": list(seeds), "seconds": 0.0})
-    full = rows[0]["psnr"]
+    full = rows[0]["psnr"] if rows else None
     for r in rows:
         r["delta_psnr_vs_full"] = (None if r["psnr"] is None or full is None
                                    else r["psnr"] - full)
@@ -681,7 +715,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
         >>> from gradleak.experiments import run_experiment
         >>> page = run_experiment("batch-discard", "runs/bd", quick=True)   # doctest: +SKIP
     """
-    s = _settings(quick, settings)
+    s = resolve_settings(quick, settings)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()

@@ -186,7 +186,7 @@ def probe_features(obs: Observation, *, n: int = 8, seed: int = 0) -> Tensor:
         captured.append(args[0].detach())
 
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, *obs.data_shape, generator=gen)
+    x = torch.rand(n, *obs.data_shape, generator=gen).to(obs.update[0].device)
     handle = module.register_forward_pre_hook(hook)
     try:
         with torch.no_grad():

@@ -132,6 +132,7 @@ class LLGLabels(LabelStrategy):
         else:
             gen = torch.Generator().manual_seed(self.seed)
             x = torch.rand(self.probes, *obs.data_shape, generator=gen)
+        x = x.to(obs.update[0].device)
         model = copy.deepcopy(obs.model)
         model.train(obs.train_mode)
         _, fc = find_classifier(model)

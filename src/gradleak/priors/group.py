@@ -95,12 +95,13 @@ def _assign(cost: Tensor, groups: Tensor | None, match: bool) -> list[int]:
     b = cost.shape[0]
     if not match:
         return list(range(b))
-    c = cost.clone()
+    c = cost.detach().cpu().clone()  # a small (B, B) matrix; the solver runs on the CPU
     if groups is not None:
+        groups = groups.cpu()
         same = groups[:, None] == groups[None, :]
         c = torch.where(same, c, torch.full_like(c, float("inf")))
     big = float(c[torch.isfinite(c)].max()) * 10 + 1 if torch.isfinite(c).any() else 1.0
-    arr = torch.nan_to_num(c, posinf=big).cpu().numpy().astype(np.float64)
+    arr = torch.nan_to_num(c, posinf=big).numpy().astype(np.float64)
     rows, cols = linear_sum_assignment(arr)
     perm = [0] * b
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):

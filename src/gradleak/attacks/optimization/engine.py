@@ -41,6 +41,7 @@ from gradleak.attacks.optimization.objective import MatchingObjective
 from gradleak.attacks.optimization.optimizers import create_optimizer
 from gradleak.attacks.optimization.schedules import lr_factors
 from gradleak.errors import ConfigError, RegistryError
+from gradleak.precision import full_precision
 from gradleak.priors.base import Prior, PriorContext, build_priors
 from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
 
@@ -172,7 +173,7 @@ class OptimizationAttack(Attack):
         """
         self.check(obs)
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        with Stopwatch() as sw:
+        with Stopwatch() as sw, full_precision():
             out = self._run(obs, gen, callback)
         out.trace.wall_time = sw.elapsed
         return out
@@ -226,7 +227,7 @@ class OptimizationAttack(Attack):
         factors = lr_factors(cfg.schedule, cfg.iterations, cfg.warmup)
         T = cfg.iterations
         every = max(1, T // 20) if cfg.snapshot_every is None else cfg.snapshot_every
-        losses = torch.empty(T, R, dtype=z.dtype)
+        losses = torch.empty(T, R, dtype=z.dtype, device=z.device)
         snap_its: list[int] = []
         snaps: list[Tensor] = []
 
@@ -284,7 +285,7 @@ class OptimizationAttack(Attack):
         if logits_final is not None:
             extras["soft_labels"] = logits_final[best_r].softmax(-1).detach().cpu()
         trace = Trace(
-            losses=losses.tolist(),
+            losses=losses.cpu().tolist(),
             snapshot_iterations=snap_its,
             snapshots=[s[best_r] for s in snaps],
             restart_scores=scores.tolist(),
