@@ -2,12 +2,12 @@
 
 Runs the ``batch-discard`` experiment's ablation part (its own code path: the server's BN
 ConvNet, width ``ablation_width`` = 8, with BN running statistics from earlier rounds on other
-photos, 32x32 bundled photos (``ablation_size``), batch 8 with unique labels, FedSGD, client
+photos, 16x16 bundled photos (``ablation_size``), batch 8 with unique labels, FedSGD, client
 in training mode, CIFAR-10 normalisation) at equal iterations and restarts for every variant,
 over one batch per seed, and prints the table the experiment's page shows (mean PSNR over the
 seeds' batches, per-seed PSNR, seconds per run). ``gradinversion`` runs with the experiment's
 calibrated weights (``batch_discard.calibrated_gradinversion``, chosen on seeds 100 and 101;
-evaluate on other seeds). About 6 minutes per variant and seed on one CPU core. The page
+evaluate on other seeds). About 1.5 minutes per variant and seed on one CPU core. The page
 and ``results.json`` are written under ``--out``.
 
 Usage::
@@ -62,7 +62,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="tiny smoke-test settings")
     ap.add_argument("--device", default="cpu", help="where client and attacks run (e.g. cuda)")
     ap.add_argument("--width", type=int, default=None, help="ConvNet width (default 8)")
-    ap.add_argument("--size", type=int, default=None, help="image side (default 32)")
+    ap.add_argument("--size", type=int, default=None, help="image side (default 16)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="any other experiment setting, e.g. --set ablation_batch=4")
     ap.add_argument("--jobs", type=int, default=1,

@@ -69,6 +69,7 @@ def test_ablation_variants_cover_every_prior_and_ig() -> None:
         assert set(ov["priors"]) == set(priors) - {name}
     assert ("ig (reference, its own labels)", "ig", {}) in runs
     assert ("gradinversion without Langevin noise", "gradinversion", {"langevin": 0.0}) in runs
+    assert not any("lr" in label for label in labels)  # both recipes default to lr 0.1
 
 
 def test_ablation_variants_follow_the_experiments_gradinversion_settings() -> None:
@@ -80,6 +81,9 @@ def test_ablation_variants_follow_the_experiments_gradinversion_settings() -> No
     assert removed == {"without tv": {"priors": {"group": 0.1}},
                        "without group": {"priors": {"tv": 1e-3}}}
     assert not any("Langevin" in label for label, _, _ in runs)  # already off
+    # a different step size for gradinversion brings ig at that step size along
+    runs = ablation_runs(Settings(gradinversion={**mine, "lr": 0.03}))
+    assert ("ig at gradinversion's lr (0.03)", "ig", {"lr": 0.03}) in runs
 
 
 def test_ablation_part_alone_averages_seeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
