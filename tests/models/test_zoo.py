@@ -7,8 +7,8 @@ import gradleak as gl
 from gradleak.errors import ConfigError, RegistryError
 
 
-@pytest.mark.parametrize("name", ["mlp", "lenet", "lenet5", "convnet", "resnet20", "resnet32",
-                                  "resnet18"])
+@pytest.mark.parametrize("name", ["mlp", "lenet", "lenet5", "convnet", "convnet_small",
+                                  "resnet20", "resnet32", "resnet18"])
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
 def test_models_map_images_to_logits(name: str, shape: tuple[int, int, int]) -> None:
     kwargs = {"width": 8} if name == "convnet" else {}
@@ -43,3 +43,11 @@ def test_mlp_depth_and_width() -> None:
 def test_unknown_model() -> None:
     with pytest.raises(RegistryError, match="unknown model 'vgg'"):
         gl.models.create("vgg")
+
+
+def test_convnet_small_is_three_bn_blocks() -> None:
+    model = gl.models.create("convnet_small", num_classes=5, width=4)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.stride) for c in convs] == [(4, (1, 1)), (8, (2, 2)), (8, (2, 2))]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 3
+    assert model.fc.in_features == 8 * 8 * 8
