@@ -156,3 +156,25 @@ def test_gradinversion_overrides_are_the_calibrated_ones_unless_replaced() -> No
                                                      "compile": False}
     assert attack_overrides(Settings(gradinversion={}), "gradinversion") == {}
     gl.attacks.create("gradinversion", **calibrated_gradinversion())  # valid overrides
+    small = Settings(model="convnet_small")
+    assert attack_overrides(small, "gradinversion") == calibrated_gradinversion("convnet_small")
+    assert calibrated_gradinversion("convnet_small") != calibrated_gradinversion()
+    gl.attacks.create("gradinversion", **calibrated_gradinversion("convnet_small"))
+    from gradleak.experiments.batch_discard import ablation_runs, calibrated_ig
+
+    tuned = calibrated_ig("convnet_small")
+    assert tuned is not None and calibrated_ig("convnet") is None
+    gl.attacks.create("ig", **tuned)
+    assert [o for _, a, o in ablation_runs(small) if a == "ig"][-1] == tuned
+
+
+def test_bn_mode_and_model_settings_reach_the_client() -> None:
+    from gradleak.experiments.batch_discard import ablation_batch, resolve_settings
+
+    for mode, training in (("train", True), ("eval", False)):
+        s = resolve_settings(True, {"bn_mode": mode, "model": "convnet_small"})
+        obs, _ = ablation_batch(s, 0)
+        assert obs.train_mode is training
+        assert type(obs.model).__name__ == "ConvNetSmall"
+    with pytest.raises(ConfigError, match="bn_mode"):
+        resolve_settings(True, {"bn_mode": "frozen"})
