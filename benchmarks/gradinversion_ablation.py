@@ -1,27 +1,29 @@
 """Issue #3's criterion: ``gradinversion`` vs ``ig`` on a BN ConvNet at batch 8, with ablation.
 
 Runs the ``batch-discard`` experiment's ablation part (its own code path: the server's BN
-ConvNet, width ``ablation_width`` = 8, with BN running statistics from earlier rounds on other
-photos, 16x16 bundled photos (``ablation_size``), batch 8 with unique labels, FedSGD, client
-in training mode, CIFAR-10 normalisation) at equal iterations and restarts for every variant,
-over one batch per seed, and prints the table the experiment's page shows (mean PSNR over the
-seeds' batches, per-seed PSNR, seconds per run). ``gradinversion`` runs with the experiment's
-calibrated weights (``batch_discard.calibrated_gradinversion``, chosen on seeds 100 and 101;
-evaluate on other seeds). About 1.5 minutes per variant and seed on one CPU core. The page
+ConvNet, ``ablation_model`` = ``convnet_small`` of width 16 by default, with BN running
+statistics from earlier rounds on other photos, 16x16 bundled photos (``ablation_size``),
+batch 8 with unique labels, FedSGD, client in training mode, CIFAR-10 normalisation) at
+equal iterations and restarts for every variant, over one batch per seed, and prints the
+table the experiment's page shows (mean PSNR over the seeds' batches, per-seed PSNR, seconds
+per run). ``gradinversion`` and the tuned ``ig`` row run with the experiment's calibrated
+weights for that model (``batch_discard.calibrated_gradinversion`` / ``calibrated_ig``,
+chosen on seeds 100 and 101; evaluate on other seeds). About 25 s per variant and seed on
+one CPU core (IG's 8-block ConvNet, ``--model convnet --width 8``: about 2 minutes). The page
 and ``results.json`` are written under ``--out``.
 
 Usage::
 
-    python benchmarks/gradinversion_ablation.py                        # 1000 its, seeds 0 1
-    python benchmarks/gradinversion_ablation.py --iterations 2000 --seeds 0 1 2
+    python benchmarks/gradinversion_ablation.py --seeds 0 1 2 3       # 1000 its, 4 restarts
+    python benchmarks/gradinversion_ablation.py --model convnet --width 8 --seeds 0 1 2 3
     python benchmarks/gradinversion_ablation.py --quick                # seconds, smoke test
-    python benchmarks/gradinversion_ablation.py --device cuda --width 64 --jobs 12 \\
-        --iterations 4000 --seeds 0 1 2 3          # one process per (variant, seed) on a GPU
+    python benchmarks/gradinversion_ablation.py --device cuda --model convnet --width 64 \
+        --size 32 --jobs 4 --seeds 0 1 2 3      # one process per (variant, seed) on a GPU
 
 Equivalent CLI (one process)::
 
-    gradleak experiment batch-discard --set parts=ablation --set iterations=1000 \\
-        --set ablation_seeds=[0,1]
+    gradleak experiment batch-discard --set parts=ablation --set iterations=1000 \
+        --set ablation_seeds=[0,1,2,3]
 
 With ``--jobs N`` every (variant, seed) pair runs in its own process, N at a time
 (``gradinversion`` and ``ig`` first), and the per-seed results are merged into one table;
@@ -55,13 +57,14 @@ def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iterations", type=int, default=None, help="default 1000 (quick: 4)")
     ap.add_argument("--restarts", type=int, default=None, help="default 4 (quick: 2)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("runs/gradinversion_ablation"))
     ap.add_argument("--eager", action="store_true", help="never compile (compile=False)")
     ap.add_argument("--quick", action="store_true", help="tiny smoke-test settings")
     ap.add_argument("--device", default="cpu", help="where client and attacks run (e.g. cuda)")
-    ap.add_argument("--width", type=int, default=None, help="ConvNet width (default 8)")
+    ap.add_argument("--model", default=None, help="convnet_small (default) or convnet")
+    ap.add_argument("--width", type=int, default=None, help="ConvNet width (default 16)")
     ap.add_argument("--size", type=int, default=None, help="image side (default 16)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="any other experiment setting, e.g. --set ablation_batch=4")
@@ -81,7 +84,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key)
         if value is not None or not args.quick:
             settings[key] = full if value is None else value
-    for key, value in (("ablation_width", args.width), ("ablation_size", args.size)):
+    for key, value in (("ablation_width", args.width), ("ablation_size", args.size),
+                       ("ablation_model", args.model)):
         if value is not None:
             settings[key] = value
     if args.eager:
@@ -146,7 +150,8 @@ def _parallel(args: argparse.Namespace, settings: dict[str, Any]) -> list[dict[s
 
 def _print(rows: list[dict[str, Any]], s: dict[str, Any]) -> None:
     print(f"batch {s['ablation_batch']}, {s['iterations']} iterations, {s['restarts']} restarts, "
-          f"ConvNet width {s['ablation_width']}, {s['ablation_size']}px, device {s['device']}, "
+          f"{s['ablation_model']} width {s['ablation_width']}, {s['ablation_size']}px, "
+          f"{s['bn_mode']} BN, device {s['device']}, "
           f"seeds {rows[0]['seeds']}")
     print("| variant | mean PSNR (dB) | per seed | delta vs full | SSIM | s/run |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")
