@@ -105,7 +105,7 @@ def _parallel(args: argparse.Namespace, settings: dict[str, Any]) -> list[dict[s
     first = {labels[0], *(label for label in labels if label.startswith("ig"))}
     order = sorted(((label, sd) for label in labels for sd in args.seeds),
                    key=lambda job: (job[0] not in first, labels.index(job[0]), job[1]))
-    passthrough = [a for a in sys.argv[1:]]
+    passthrough = list(sys.argv[1:])
     for flag in ("--jobs", "--seeds", "--out"):  # replaced per job
         while flag in passthrough:
             i = passthrough.index(flag)

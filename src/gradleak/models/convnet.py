@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from gradleak.models.registry import flat_features, register_model
 
 
-def _block(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+def _block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
 class ConvNet(nn.Module):
@@ -64,8 +64,7 @@ class ConvNetSmall(nn.Module):
         w = width
         layers: list[nn.Module] = []
         for cin, cout, stride in ((in_shape[0], w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 2)):
-            layers += [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout),
-                       nn.ReLU()]
+            layers += _block(cin, cout, stride)
         self.body = nn.Sequential(*layers)
         self.fc = nn.Linear(flat_features(self.body, in_shape), num_classes)
 

@@ -27,6 +27,10 @@ from gradleak.experiments.batch_discard.settings import (
 )
 from gradleak.precision import full_precision
 
+#: label prefixes of the rows that run ``ig`` as tuned as ``gradinversion``
+IG_SAME_LR = "ig at gradinversion's lr"
+IG_CALIBRATED = "ig, calibrated"
+
 #: the ablation table's reference row (no attack)
 GRAY = "reference: mid-gray image (no attack)"
 #: attacks scoring less than this above the mid-gray image have not reconstructed the batch
@@ -58,11 +62,11 @@ def ablation_runs(s: Settings) -> list[tuple[str, str, dict[str, Any]]]:
     runs.append(("ig with yin labels", "ig", {"labels": "yin"}))
     tuned = calibrated_ig(s.model)
     if tuned is not None:
-        runs.append((f"ig, calibrated {json.dumps(tuned)}", "ig", tuned))
+        runs.append((f"{IG_CALIBRATED} {json.dumps(tuned)}", "ig", tuned))
     ig_lr = ATTACKS.get("ig").Config().lr  # type: ignore[attr-defined]
     lr = extra.get("lr", cfg.lr)
     if lr != ig_lr:  # the same step size for both, so that the comparison is not only lr
-        runs.append((f"ig at gradinversion's lr ({lr:g})", "ig", {"lr": lr}))
+        runs.append((f"{IG_SAME_LR} ({lr:g})", "ig", {"lr": lr}))
     return runs
 
 
@@ -106,14 +110,13 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
                               f"variants are {[label for label, _, _ in runs]}")
         runs = [r for r in runs if r[0] in s.ablation_variants]
     per_run: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in runs}
+    gray_rows: list[dict[str, Any]] = []
     grids: dict[str, str] = {}
     for k, sd in enumerate(seeds):
         obs, truth = ablation_batch(s, sd)
         t = truth.images.cpu()
-        gray = float(psnr(torch.full_like(t, 0.5), t).mean())
-        per_run.setdefault(GRAY, []).append({"psnr": gray, "ssim": None,
-                                             "label_count_acc": None, "seed": sd,
-                                             "seconds": 0.0})
+        gray_rows.append({"psnr": float(psnr(torch.full_like(t, 0.5), t).mean()), "ssim": None,
+                          "label_count_acc": None, "seed": sd, "seconds": 0.0})
         for i, (label, attack, overrides) in enumerate(runs):
             t0 = time.perf_counter()
             rec = run_attack(obs, attack, s, sd, **overrides)
@@ -122,11 +125,10 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
             per_run[label].append({**sc, "seed": sd, "seconds": seconds})
             if k == 0 and (i == 0 or attack == "ig"):
                 rel = f"grids/ablation_{i}.png"
-                save_grid(out / rel, rec.images.cpu(), truth.images.cpu(), labels=rec.labels,
+                save_grid(out / rel, rec.images.cpu(), t, labels=rec.labels,
                           truth_labels=truth.labels,
                           title=f"{label} (seed {sd}): {sc['psnr']:.2f} dB")
                 grids[label] = rel
-    gray_rows = per_run.pop(GRAY)
     return ablation_table({**per_run, GRAY: gray_rows}, grids)
 
 

@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gradleak.experiments.batch_discard.ablation import GRAY, GRAY_MARGIN_DB, ablation_settings
+from gradleak.experiments.batch_discard.ablation import (
+    GRAY,
+    GRAY_MARGIN_DB,
+    IG_CALIBRATED,
+    IG_SAME_LR,
+    ablation_settings,
+)
 from gradleak.experiments.batch_discard.settings import BN_MODES, Settings, attack_overrides
 
 #: how the page describes the server's model
@@ -123,11 +129,11 @@ def write_experiment_page(out: Path, s: Settings, results: dict[str, Any],
                                              strict=True))
             gray_row = abl.get(GRAY)
             gray_text = ""
-            same_lr = [r for r in results["ablation"]  # ig as tuned as gradinversion
-                       if r["variant"].startswith(("ig at gradinversion's lr", "ig, calibrated"))
-                       and r["psnr"] is not None]
-            best = max(gi, ig, *(r["psnr"] for r in same_lr))
-            for r in same_lr:
+            tuned = [r for r in results["ablation"]  # ig as tuned as gradinversion
+                     if r["variant"].startswith((IG_SAME_LR, IG_CALIBRATED))
+                     and r["psnr"] is not None]
+            best = max(gi, ig, *(r["psnr"] for r in tuned))
+            for r in tuned:
                 gray_text += f" {r['variant']}: {r['psnr']:.2f} dB."
             if gray_row is not None and gray_row["psnr"] is not None:
                 gray = gray_row["psnr"]
