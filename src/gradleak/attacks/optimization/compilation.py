@@ -181,9 +181,7 @@ def compiled_objective(obs: Observation, key: tuple[object, ...],
     """
     entry = _COMPILED.get((id(obs), key))
     if entry is not None and entry[0]() is obs:
-        objective = entry[1]
-        objective.distance = objective.base_distance  # undo a recipe's wrapping of a past run
-        return objective
+        return entry[1]
     objective = build()
     eager = objective.evaluate
     try:

@@ -69,7 +69,8 @@ from typing import Any, ClassVar
 from gradleak.attacks.base import register_attack
 from gradleak.attacks.optimization.config import OptimizationConfig
 from gradleak.attacks.optimization.engine import OptimizationAttack
-from gradleak.errors import ConfigError
+from gradleak.attacks.optimization.labelmodes import LabelPlan
+from gradleak.attacks.optimization.stage import StageProblem
 from gradleak.priors.group import GroupConsistencyPrior
 from gradleak.types import Observation
 
@@ -110,11 +111,6 @@ class GradInversionConfig(OptimizationConfig):
     langevin: float = 0.01
     grad_scale: float = 5e-5
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.grad_scale, int | float) or not self.grad_scale > 0:
-            raise ConfigError(f"grad_scale must be a positive number, got {self.grad_scale!r}")
-
 
 @register_attack("gradinversion")
 class GradInversion(OptimizationAttack):
@@ -127,21 +123,12 @@ class GradInversion(OptimizationAttack):
     Config: ClassVar[type] = GradInversionConfig
     config: GradInversionConfig
 
-    def _problem(self, obs: Observation) -> Any:
-        """The engine's problem, with the scaled distance and the group prior's slot labels."""
-        prob = super()._problem(obs)
-        scale = float(self.config.grad_scale)
-        objective = prob.objective
-        if scale != 1.0:
-            inner = objective.distance
-
-            def scaled(sim: Any, space: Any) -> Any:
-                return scale * inner(sim, space)
-
-            objective.distance = scaled
-        labels = prob.plan.labels
-        if labels is not None:
+    def _problem(self, obs: Observation, cfg: OptimizationConfig, plan: LabelPlan
+                 ) -> StageProblem:
+        """The engine's problem, with the group prior told the slot labels."""
+        prob = super()._problem(obs, cfg, plan)
+        if plan.labels is not None:
             for _, prior in prob.priors:
                 if isinstance(prior, GroupConsistencyPrior):
-                    prior.set_slot_labels(labels)
+                    prior.set_slot_labels(plan.labels)
         return prob

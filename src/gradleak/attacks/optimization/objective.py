@@ -124,6 +124,7 @@ class MatchingObjective:
         layer_weights: a ``LAYER_WEIGHTS`` name or one weight per trainable tensor.
         bn_stats: also return the batch statistics of every BatchNorm input.
         batch_size: the client's batch size B.
+        scale: factor on the distance (a recipe's ``grad_scale``).
 
     Example:
         >>> objective = MatchingObjective(obs, distance="cosine", layer_weights="uniform",
@@ -132,7 +133,8 @@ class MatchingObjective:
     """
 
     def __init__(self, obs: Observation, *, distance: str,
-                 layer_weights: str | Sequence[float], bn_stats: bool, batch_size: int) -> None:
+                 layer_weights: str | Sequence[float], bn_stats: bool, batch_size: int,
+                 scale: float = 1.0) -> None:
         model = copy.deepcopy(obs.model)
         model.train(obs.train_mode)
         for p in model.parameters():
@@ -146,8 +148,8 @@ class MatchingObjective:
         self.leaves = {n: p.clone().requires_grad_(True) for n, p in self.params.items()}
         weights = resolve_layer_weights(layer_weights, len(self.names))
         self.space = GradientSpace.build(obs.update, weights)
-        self.base_distance = DISTANCES.get(distance)
-        self.distance = self.base_distance  # recipes may wrap it (e.g. a scale factor)
+        self.distance = DISTANCES.get(distance)
+        self.scale = float(scale)
         self.loss_fn = get_loss(obs.loss)
         self.bn_stats = bool(bn_stats) and bool(self.bn_layers)
         self.kind = obs.kind
@@ -294,7 +296,8 @@ class MatchingObjective:
     def evaluate(self, z: Tensor, targets: Tensor) -> tuple[Tensor, BNStats]:
         """Per-restart distance (R,) between simulated and observed updates, and BN stats."""
         sim, stats = self.simulate(z, targets)
-        return self.distance(sim, self.space), stats
+        dist = self.distance(sim, self.space)
+        return (dist if self.scale == 1.0 else self.scale * dist), stats
 
     def __call__(self, z: Tensor, targets: Tensor) -> tuple[Tensor, BNStats]:
         """:meth:`evaluate` (an instance may hold a compiled version of it)."""
