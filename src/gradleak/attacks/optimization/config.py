@@ -14,10 +14,22 @@ from typing import Any
 
 from gradleak.errors import ConfigError
 
-__all__ = ["OptimizationConfig"]
+__all__ = ["OptimizationConfig", "check_int", "check_positive", "finite_number"]
 
 
-def _finite_number(value: Any) -> bool:
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """Raises :class:`ConfigError` unless ``value`` is an integer (not a bool) >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Raises :class:`ConfigError` unless ``value`` is a finite number > 0."""
+    if not finite_number(value) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def finite_number(value: Any) -> bool:
     """A real number (not a bool, not NaN or infinite)."""
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value))
@@ -109,20 +121,16 @@ class OptimizationConfig:
         from gradleak.attacks.optimization.optimizers import OPTIMIZERS
         from gradleak.attacks.optimization.schedules import SCHEDULES
 
-        def positive_int(name: str, value: Any, minimum: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-        positive_int("iterations", self.iterations, 1)
-        positive_int("restarts", self.restarts, 1)
-        positive_int("warmup", self.warmup, 0)
+        check_int("iterations", self.iterations, 1)
+        check_int("restarts", self.restarts, 1)
+        check_int("warmup", self.warmup, 0)
         if self.snapshot_every is not None:
-            positive_int("snapshot_every", self.snapshot_every, 0)
-        if not _finite_number(self.lr) or not self.lr > 0:
+            check_int("snapshot_every", self.snapshot_every, 0)
+        if not finite_number(self.lr) or not self.lr > 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        if not _finite_number(self.langevin) or self.langevin < 0:
+        if not finite_number(self.langevin) or self.langevin < 0:
             raise ConfigError(f"langevin must be a finite number >= 0, got {self.langevin!r}")
-        if not _finite_number(self.grad_scale) or not self.grad_scale > 0:
+        if not finite_number(self.grad_scale) or not self.grad_scale > 0:
             raise ConfigError(f"grad_scale must be a positive number, got {self.grad_scale!r}")
         for fname, reg in (
             ("optimizer", OPTIMIZERS),

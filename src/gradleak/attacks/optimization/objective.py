@@ -28,7 +28,7 @@ gradient of two restarts with a per-restart loop and falls back to the loop on a
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -125,6 +125,8 @@ class MatchingObjective:
         bn_stats: also return the batch statistics of every BatchNorm input.
         batch_size: the client's batch size B.
         scale: factor on the distance (a recipe's ``grad_scale``).
+        transform: the attacker's model of the client's defense, applied to the simulated
+            updates (R, P) before the distance (adaptive attacks); None: the identity.
 
     Example:
         >>> objective = MatchingObjective(obs, distance="cosine", layer_weights="uniform",
@@ -134,7 +136,8 @@ class MatchingObjective:
 
     def __init__(self, obs: Observation, *, distance: str,
                  layer_weights: str | Sequence[float], bn_stats: bool, batch_size: int,
-                 scale: float = 1.0) -> None:
+                 scale: float = 1.0,
+                 transform: Callable[[Tensor], Tensor] | None = None) -> None:
         model = copy.deepcopy(obs.model)
         model.train(obs.train_mode)
         for p in model.parameters():
@@ -150,6 +153,7 @@ class MatchingObjective:
         self.space = GradientSpace.build(obs.update, weights)
         self.distance = DISTANCES.get(distance)
         self.scale = float(scale)
+        self.transform = transform
         self.loss_fn = get_loss(obs.loss)
         self.bn_stats = bool(bn_stats) and bool(self.bn_layers)
         self.kind = obs.kind
@@ -296,6 +300,8 @@ class MatchingObjective:
     def evaluate(self, z: Tensor, targets: Tensor) -> tuple[Tensor, BNStats]:
         """Per-restart distance (R,) between simulated and observed updates, and BN stats."""
         sim, stats = self.simulate(z, targets)
+        if self.transform is not None:
+            sim = self.transform(sim)
         dist = self.distance(sim, self.space)
         return (dist if self.scale == 1.0 else self.scale * dist), stats
 
