@@ -19,7 +19,8 @@ generation, codes started at zero; ``generations`` sets the budget (the authors 
 
 Example:
     >>> import gradleak as gl
-    >>> rec = gl.reconstruct(obs, attack="ggl", generative_prior="faces", adaptive=True)  # doctest: +SKIP
+    >>> rec = gl.reconstruct(obs, attack="ggl", generative_prior="faces",
+    ...                      adaptive=True)  # doctest: +SKIP
 """
 
 from __future__ import annotations
