@@ -60,7 +60,7 @@ def test_unknown_setting_is_refused(tmp_path) -> None:  # type: ignore[no-untype
 def test_ablation_variants_cover_every_prior_and_ig() -> None:
     from gradleak.experiments.batch_discard import Settings, ablation_runs
 
-    runs = ablation_runs(Settings(gradinversion={}))  # the recipe's (paper's) defaults
+    runs = ablation_runs(Settings(gradinversion={"langevin": 0.01}))  # the recipe's defaults
     labels = [label for label, _, _ in runs]
     priors = dict(gl.attacks.ATTACKS.get("gradinversion").Config().priors)
     assert labels[0] == "gradinversion (all priors)" and runs[0][2] == {}
@@ -70,6 +70,8 @@ def test_ablation_variants_cover_every_prior_and_ig() -> None:
     assert ("ig (reference, its own labels)", "ig", {}) in runs
     assert ("gradinversion without Langevin noise", "gradinversion", {"langevin": 0.0}) in runs
     assert not any("lr" in label for label in labels)  # both recipes default to lr 0.1
+    no_noise = [label for label, _, _ in ablation_runs(Settings(gradinversion={}))]
+    assert "gradinversion without Langevin noise" not in no_noise  # the default has none
 
 
 def test_ablation_variants_follow_the_experiments_gradinversion_settings() -> None:

@@ -19,7 +19,7 @@ def _obs(model: torch.nn.Module, n: int = 3) -> tuple[gl.Observation, gl.GroundT
 
 
 def test_paper_defaults_and_overrides() -> None:
-    cls = ATTACKS.get("gradinversion")
+    cls = ATTACKS.get("gradinversion_paper")
     cfg = cls.Config()
     assert (cfg.optimizer, cfg.schedule, cfg.distance) == ("adam", "cosine", "l2")
     assert cfg.labels == "yin"
@@ -36,6 +36,31 @@ def test_paper_defaults_and_overrides() -> None:
         cls(bogus=1)
     with pytest.raises(ConfigError, match="grad_scale"):
         cls(grad_scale=0.0)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match="langevin"):
+            cls(langevin=bad)
+
+
+def test_default_variant_is_scale_free() -> None:
+    cfg = ATTACKS.get("gradinversion").Config()
+    paper = ATTACKS.get("gradinversion_paper").Config()
+    assert cfg.normalize_distance and cfg.grad_scale == 1.0 and cfg.langevin == 0.0
+    assert not paper.normalize_distance
+    assert cfg.priors["tv"]["weight"] == pytest.approx(0.1)
+    # the same method: only the weights differ
+    assert (cfg.optimizer, cfg.schedule, cfg.distance, cfg.labels, cfg.iterations) == (
+        paper.optimizer, paper.schedule, paper.distance, paper.labels, paper.iterations)
+
+
+def test_normalized_distance_starts_every_restart_at_one() -> None:
+    model = gl.models.create("convnet", width=4, in_shape=(3, 16, 16))
+    obs, _ = _obs(model, n=2)
+    common = {"iterations": 1, "restarts": 3, "priors": {}, "lr": 1e-12, "boxed": False}
+    rec = gl.reconstruct(obs, attack="gradinversion", seed=3, **common)
+    assert rec.trace.losses[0] == pytest.approx([1.0, 1.0, 1.0], rel=1e-5)
+    raw = gl.reconstruct(obs, attack="gradinversion", normalize_distance=False, seed=3, **common)
+    assert raw.trace.losses[0] == pytest.approx(raw.trace.restart_scores, rel=1e-3)
+    assert rec.trace.restart_scores == pytest.approx(raw.trace.restart_scores, rel=1e-5)
 
 
 def test_runs_on_bn_convnet_with_recovered_labels() -> None:
@@ -53,8 +78,8 @@ def test_grad_scale_multiplies_the_matching_distance() -> None:
     model = gl.models.create("convnet", width=4, in_shape=(3, 16, 16))
     obs, _ = _obs(model, n=2)
     common = {"iterations": 1, "restarts": 1, "priors": {}, "langevin": 0.0, "lr": 1e-12}
-    a = gl.reconstruct(obs, attack="gradinversion", grad_scale=1.0, seed=3, **common)
-    b = gl.reconstruct(obs, attack="gradinversion", grad_scale=1e-4, seed=3, **common)
+    a = gl.reconstruct(obs, attack="gradinversion_paper", grad_scale=1.0, seed=3, **common)
+    b = gl.reconstruct(obs, attack="gradinversion_paper", grad_scale=1e-4, seed=3, **common)
     assert b.trace.restart_scores[0] == pytest.approx(1e-4 * a.trace.restart_scores[0], rel=1e-4)
 
 

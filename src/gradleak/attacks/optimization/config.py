@@ -84,6 +84,10 @@ class OptimizationConfig:
             else ``vmap`` (LeNet, 4 restarts: 1.93x vs 1.53x).
         grad_scale: factor on the gradient-matching distance (priors' weights are relative to
             it; with Adam only the balance of the terms and the Langevin noise see it).
+        normalize_distance: divide each restart's matching term by its value at the start
+            of the stage, so that prior weights are relative to the starting mismatch and
+            carry over between models whose gradient scales differ by orders of magnitude
+            (restarts are still scored by the raw distance).
         compile: compile the simulated update with ``torch.compile`` (2.5-3.5x faster steps
             on CPU; the first call compiles for about 5-30 s, paid once per observation and
             setting in a process; falls back to eager on failure). ``"auto"`` compiles on
@@ -111,6 +115,7 @@ class OptimizationConfig:
     batching: str = "auto"
     compile: bool | str = "auto"
     grad_scale: float = 1.0
+    normalize_distance: bool = False
 
     def __post_init__(self) -> None:
         # imported here: the registries import nothing from this module, but keep the
@@ -158,6 +163,9 @@ class OptimizationConfig:
             if any(v < 0 for v in vals) or not any(v > 0 for v in vals):
                 raise ConfigError("layer_weights must be >= 0 with at least one positive")
             object.__setattr__(self, "layer_weights", tuple(vals))
+        if not isinstance(self.normalize_distance, bool):
+            raise ConfigError(f"normalize_distance must be True or False, got "
+                              f"{self.normalize_distance!r}")
         if self.batching not in ("auto", "vmap", "loop"):
             raise ConfigError(f"batching must be 'auto', 'vmap' or 'loop', got {self.batching!r}")
         if self.compile not in (True, False, "auto"):

@@ -170,6 +170,7 @@ def run_stage(obs: Observation, stage: Stage, prob: StageProblem, rep: Represent
         return fixed if logits is None else logits.softmax(-1)
 
     _check_batching(cfg, prob.objective, rep, tensors, targets, R)
+    norm = _start_normalizer(cfg, prob.objective, rep, tensors, targets)
     ctx = PriorContext(iteration=0, iterations=cfg.iterations)
     lr_now = cfg.lr
 
@@ -177,6 +178,8 @@ def run_stage(obs: Observation, stage: Stage, prob: StageProblem, rep: Represent
         with torch.enable_grad():
             z = rep.decode(tensors)
             total_loss, stats = prob.objective(z, targets())
+            if norm is not None:
+                total_loss = total_loss * norm
             if prob.priors:
                 x = box.to_pixels(z)
                 ctx.bn_inputs = stats
@@ -256,6 +259,20 @@ def run_stage(obs: Observation, stage: Stage, prob: StageProblem, rep: Represent
             "evaluations_per_iteration": opt.evaluations_per_step,
         },
     )
+
+
+def _start_normalizer(cfg: OptimizationConfig, objective: MatchingObjective,
+                      rep: Representation, tensors: list[Tensor],
+                      targets: Callable[[], Tensor]) -> Tensor | None:
+    """``1 / D_r(start)`` per restart when ``normalize_distance`` is set, else None."""
+    if not cfg.normalize_distance:
+        return None
+    with torch.no_grad():
+        z0, t0 = rep.decode(tensors), targets()
+    with torch.enable_grad():
+        d0, _ = objective(z0, t0)
+    d0 = d0.detach()
+    return torch.where(torch.isfinite(d0) & (d0 > 0), 1.0 / d0, torch.ones_like(d0))
 
 
 def _check_batching(cfg: OptimizationConfig, objective: MatchingObjective,
