@@ -3,7 +3,8 @@
 The loop is shared by every kind (:mod:`gradleak.generative.kinds`): seeded shuffling, optional
 horizontal flips, one objective step per batch, a callback after every step, a checkpoint after
 every epoch (so ``resume=True`` continues bit-exactly), and at the end batch-norm statistics
-re-estimated on samples and folded into the layers (:func:`~gradleak.generative.arch.fold_batchnorm`).
+re-estimated on samples and folded into the layers
+(:func:`~gradleak.generative.arch.fold_batchnorm`).
 All randomness comes from one ``torch.Generator`` seeded with ``seed``; the global RNG is left
 untouched.
 """
@@ -209,7 +210,7 @@ def train(
         rng = torch.Generator().manual_seed(seed)
         ckpt = Path(checkpoint) if checkpoint is not None else None
         settings = config_dict(cfg)
-        done, history = 0, []
+        done, history = 0, list[dict[str, float]]()
         if ckpt is not None and resume and ckpt.is_file():
             done, history = load_checkpoint(ckpt, objective, rng, settings)
         meta: dict[str, Any] = {
