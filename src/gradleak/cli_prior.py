@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import shlex
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,6 +93,7 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float | None, typer.Option(help="Adam lr (default: per kind).")] = None,
     flip: Annotated[bool, typer.Option(help="Random horizontal flips.")] = False,
+    recon_sigma: Annotated[float, typer.Option(help="VAE likelihood scale.")] = 0.1,
     channels: Annotated[int | None, typer.Option(help="Force 1 or 3 channels.")] = None,
     max_images: Annotated[int | None, typer.Option(help="Use at most this many.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the output's checkpoint.")] = False,
@@ -111,6 +111,13 @@ def train_cmd(
                           "training, or choose another --out")
     if resume and not ckpt.exists():
         raise ConfigError(f"--resume: there is no checkpoint {ckpt} to continue from")
+    options = ["--data", data, "--kind", kind, "--size", str(size), "--epochs", str(epochs),
+               "--seed", str(seed), "--latent-dim", str(latent_dim), "--width", str(width),
+               "--batch-size", str(batch_size), "--flip" if flip else "--no-flip",
+               "--recon-sigma", str(recon_sigma), "--out", str(out)]
+    for flag, value in (("--lr", lr), ("--channels", channels), ("--max-images", max_images)):
+        if value is not None:
+            options += [flag, str(value)]
     images, description = resolve(data, image_size=size, channels=channels,
                                   max_images=max_images, seed=seed)
     err = Console(stderr=True, highlight=False)
@@ -130,9 +137,9 @@ def train_cmd(
 
         prior = train(images, kind=kind, image_size=size, epochs=epochs, seed=seed,
                       latent_dim=latent_dim, width=width, batch_size=batch_size, lr=lr,
-                      flip=flip, callback=on_step, checkpoint=ckpt, resume=resume,
-                      data_description=description,
-                      command=shlex.join(["gradleak", *sys.argv[1:]]))
+                      flip=flip, recon_sigma=recon_sigma, callback=on_step, checkpoint=ckpt,
+                      resume=resume, data_description=description,
+                      command=shlex.join(["gradleak", "prior", "train", *options]))
     path = prior.save(out)
     Console(highlight=False).print(
         f"prior: {path} ({path.stat().st_size / 1e6:.2f} MB); samples: {grid}; "

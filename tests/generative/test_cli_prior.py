@@ -29,7 +29,7 @@ def test_train_writes_prior_samples_and_checkpoint_then_resumes(tmp_path: Path) 
     assert grid.is_file() and Image.open(grid).size[0] > 64
     G = gl.generative.load(out)
     assert (G.kind, G.image_size, G.latent_dim) == ("vae", 8, 4)
-    assert G.metadata["command"].startswith("gradleak ")
+    assert G.metadata["command"].startswith("gradleak prior train --data digits --kind vae")
     assert "digits" in G.metadata["data"]
 
     again = _train(out, "--epochs", "2")  # exists, no --resume: refused
