@@ -39,7 +39,11 @@ RECALIBRATION_BATCHES = 16
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained prior (stored in its metadata)."""
+    """Everything that determines a trained prior (stored in its ``metadata["train"]``).
+
+    The fields are the keyword arguments of :func:`train` of the same names; ``channels`` is
+    taken from the images and ``lr`` is the kind's default when :func:`train` gets None.
+    """
 
     kind: str = "dcgan"
     image_size: int = 32
@@ -48,7 +52,7 @@ class TrainConfig:
     seed: int = 0
     latent_dim: int = 32
     batch_size: int = 64
-    lr: float = 0.0  # 0: the kind's default
+    lr: float = 2e-4
     width: int = 128
     flip: bool = False
     recon_sigma: float = 0.1
@@ -57,8 +61,8 @@ class TrainConfig:
         if self.kind not in KINDS:
             raise ConfigError(f"unknown prior kind {self.kind!r}; choose one of "
                               f"{KINDS.available()}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr < 0 or self.recon_sigma <= 0:
-            raise ConfigError("epochs must be >= 0, batch_size >= 1, lr >= 0, recon_sigma > 0")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.recon_sigma <= 0:
+            raise ConfigError("epochs must be >= 0, batch_size >= 1, lr > 0, recon_sigma > 0")
 
 
 @dataclass(frozen=True)
