@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gradleak.persistence.files import write_artifact
 from gradleak.errors import ConfigError
 
 CSS = """
@@ -147,7 +148,4 @@ def write_page(
     path: str | Path, title: str, sections: Sequence[Section], *, subtitle: str = ""
 ) -> Path:
     """Writes :func:`render_page` to ``path`` (folders are created) and returns it."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(title, sections, subtitle=subtitle), encoding="utf-8")
-    return out
+    return write_artifact(path, render_page(title, sections, subtitle=subtitle))
