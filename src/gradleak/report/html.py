@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradleak.persistence.files import write_artifact
 from gradleak.errors import ConfigError
+from gradleak.persistence.files import write_artifact
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
