@@ -144,7 +144,7 @@ def demo(
     ] = 1,
 ) -> None:
     """Reproduce the headline experiment: l2 vs cosine matching on a 4-layer MLP, and more."""
-    from gradleak.demo import run_demo
+    from gradleak.experiments.demo import run_demo
 
     load_all()
     err = err_console()
