@@ -67,29 +67,6 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def parse_assignments(items: Sequence[str], option: str = "--set") -> dict[str, Any]:
-    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}``.
-
-    Raises:
-        ConfigError: an item is not ``key=value``.
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"{option} expects key=value, got {item!r}")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{option}: {key!r} conflicts with an earlier value")
-            node = child
-        node[leaf] = parse_value(raw.strip())
-    return out
-
-
 def parse_overrides(items: Sequence[str], option: str = "--set") -> dict[str, Any]:
     """``["lr=0.1", "priors.tv.weight=0.05"]`` -> ``{"lr": 0.1, "priors.tv.weight": 0.05}``.
 
@@ -107,6 +84,26 @@ def parse_overrides(items: Sequence[str], option: str = "--set") -> dict[str, An
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"{option} expects key=value, got {item!r}")
         out[key] = parse_value(raw.strip())
+    return out
+
+
+def parse_assignments(items: Sequence[str], option: str = "--set") -> dict[str, Any]:
+    """``["a=1", "b.c=x"]`` -> ``{"a": 1, "b": {"c": "x"}}`` (model, defense and experiment
+    settings, which are plain keyword arguments rather than config fields).
+
+    Raises:
+        ConfigError: an item is not ``key=value``, or a key conflicts with an earlier one.
+    """
+    out: dict[str, Any] = {}
+    for key, value in parse_overrides(items, option).items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{option}: {key!r} conflicts with an earlier value")
+            node = child
+        node[leaf] = value
     return out
 
 
