@@ -76,7 +76,7 @@ class RunSpec:
     num_classes: int | None = None
     model_seed: int | None = None
     data: str | Path = "sample"
-    data_root: Path | None = None
+    data_root: str | Path | None = None
     n: int = 1
     size: int = 32
     data_options: Mapping[str, Any] = field(default_factory=dict)
@@ -92,12 +92,17 @@ class RunSpec:
     seed: int = 0
     attack_seed: int | None = None
     threads: int | None = None
-    out: Path | None = None
+    out: str | Path | None = None
     title: str | None = None
     notes: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         import gradleak as gl
+
+        if self.out is not None and not isinstance(self.out, Path):
+            object.__setattr__(self, "out", Path(self.out))
+        if self.data_root is not None and not isinstance(self.data_root, Path):
+            object.__setattr__(self, "data_root", Path(self.data_root))
 
         if isinstance(self.model, str):
             gl.models.MODELS.get(self.model)  # unknown names fail before any work
