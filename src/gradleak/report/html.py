@@ -67,9 +67,12 @@ def relative_href(path: str) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A short human form of a metric value (4 significant digits for floats)."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
+    """A short human form of a metric value (4 significant digits for floats; yes / no for
+    booleans; a dash for a missing value)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)

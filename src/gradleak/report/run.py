@@ -50,6 +50,19 @@ PROGRESS = "progress.gif"
 LOSS = "loss.png"
 INDEX = "index.html"
 SUMMARY_KEYS = ("psnr", "ssim", "lpips", "label_acc", "label_count_error")
+#: How metric and setting names read in a page's tables.
+DISPLAY_NAMES = {
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "mse": "MSE",
+    "label_acc": "label accuracy", "label_count_error": "label-count error",
+    "label_count_acc": "label-count accuracy", "label_existence_acc": "label existence accuracy",
+    "batch_size": "batch size", "wall_time_s": "wall time (s)", "index": "true image",
+    "label": "recovered label", "true_label": "true label", "label_correct": "label correct",
+}
+
+
+def display_name(key: str) -> str:
+    """``"label_acc"`` -> ``"label accuracy"``; unknown keys get spaces for underscores."""
+    return DISPLAY_NAMES.get(key, key.replace("_", " "))
 __all__ = ["CONFIG", "METRICS", "RunData", "load_run", "rerender", "render_figures",
            "run_sections", "scores_dict", "to_jsonable", "write_index", "write_run"]
 
@@ -92,8 +105,8 @@ def run_sections(data: RunData, files: Mapping[str, str]) -> list[Section]:
     run_cfg = data.config.get("run", {}) if isinstance(data.config.get("run"), Mapping) else {}
     for key in ("model", "data", "batch_size", "defense", "seed"):
         if key in run_cfg:
-            summary[key] = run_cfg[key]
-    summary.update({k: m[k] for k in SUMMARY_KEYS if k in m})
+            summary[display_name(key)] = run_cfg[key]
+    summary.update({display_name(k): m[k] for k in SUMMARY_KEYS if k in m})
     summary["wall time (s)"] = m.get("wall_time_s", data.rec.trace.wall_time)
     if m.get("recovered_labels") is not None:
         summary["recovered labels"] = m["recovered_labels"]
@@ -114,9 +127,10 @@ def run_sections(data: RunData, files: Mapping[str, str]) -> list[Section]:
     if isinstance(per_image, list) and per_image and all(isinstance(r, Mapping)
                                                          for r in per_image):
         keep = ("index", "psnr", "ssim", "lpips", "label", "true_label", "label_correct")
-        rows = [{k: r[k] for k in keep if k in r and r[k] is not None} for r in per_image]
-        secs.append(Section("Per image", text="one row per reconstructed image; index is the "
-                            "true image it is matched to", table=rows))
+        rows = [{display_name(k): r[k] for k in keep if k in r and r[k] is not None}
+                for r in per_image]
+        secs.append(Section("Per image", text="one row per reconstructed image; 'true image' "
+                            "is the index of the true image it is matched to", table=rows))
     scalars = {k: v for k, v in _flat(m).items()
                if isinstance(v, int | float | str | bool) and k not in ("attack",)}
     if scalars:
