@@ -97,7 +97,9 @@ class RunSpec:
     notes: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        import gradleak as gl
+        from gradleak.attacks import create as create_attack
+        from gradleak.defenses import create as create_defense
+        from gradleak.models import MODELS
 
         if self.out is not None and not isinstance(self.out, Path):
             object.__setattr__(self, "out", Path(self.out))
@@ -105,7 +107,7 @@ class RunSpec:
             object.__setattr__(self, "data_root", Path(self.data_root))
 
         if isinstance(self.model, str):
-            gl.models.MODELS.get(self.model)  # unknown names fail before any work
+            MODELS.get(self.model)  # unknown names fail before any work
         elif not isinstance(self.model, nn.Module):
             raise ConfigError("model must be a zoo name or a torch.nn.Module")
         if (self.images is None) != (self.labels is None):
@@ -120,8 +122,8 @@ class RunSpec:
             raise ConfigError(f"threads must be a positive integer or None, not {self.threads!r}")
         if self.defense is not None and isinstance(self.defense, Mapping | str):
             spec = {"name": self.defense} if isinstance(self.defense, str) else self.defense
-            gl.defenses.create(**spec)
-        gl.attacks.create(self.attack, **dict(self.overrides))  # unknown/invalid fields fail
+            create_defense(**spec)
+        create_attack(self.attack, **dict(self.overrides))  # unknown/invalid fields fail
 
     @property
     def model_name(self) -> str:
@@ -214,13 +216,21 @@ def load_images(spec: RunSpec) -> tuple[Tensor, Tensor]:
                       **opts)
 
 
+def image_shape(images: Tensor) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a batch of images (N, C, H, W)."""
+    if images.dim() != 4:
+        raise DataError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    c, h, w = (int(v) for v in images.shape[1:])
+    return c, h, w
+
+
 def build_model(spec: RunSpec, images: Tensor, labels: Tensor) -> nn.Module:
     """The client's model: ``spec.model`` itself, or the zoo model it names.
 
     Raises:
         ConfigError: the zoo model cannot be built with ``spec.model_kwargs``.
     """
-    import gradleak as gl
+    from gradleak.models import create as create_model
 
     if isinstance(spec.model, nn.Module):
         return spec.model
@@ -229,8 +239,8 @@ def build_model(spec: RunSpec, images: Tensor, labels: Tensor) -> nn.Module:
     if spec.model_seed is not None:
         kwargs["seed"] = spec.model_seed
     try:
-        return gl.models.create(spec.model, num_classes=classes,
-                                in_shape=tuple(images.shape[1:]), **kwargs)
+        return create_model(spec.model, num_classes=classes, in_shape=image_shape(images),
+                            **kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         if isinstance(exc, GradleakError):
             raise
@@ -268,14 +278,15 @@ def attack_observation(
     Returns:
         A :class:`RunResult`.
     """
-    import gradleak as gl
+    from gradleak.attacks import reconstruct
+    from gradleak.metrics import evaluate
     from gradleak.report.run import write_run
 
     extra = dict(overrides or {})
     t0 = time.perf_counter()
-    rec = gl.reconstruct(obs, attack=attack, seed=seed, callback=callback, **extra)
+    rec = reconstruct(obs, attack=attack, seed=seed, callback=callback, **extra)
     wall = time.perf_counter() - t0
-    scores = gl.evaluate(rec, truth, num_classes=num_classes)
+    scores = evaluate(rec, truth, num_classes=num_classes)
     settings = dict(config or {"attack": attack, "overrides": extra, "seed": seed})
     index = None
     if out is not None:
@@ -301,15 +312,15 @@ def run(spec: RunSpec, *, callback: Callback | None = None) -> RunResult:
         >>> res.psnr                                                          # doctest: +SKIP
         inf
     """
-    import gradleak as gl
+    from gradleak.simulate import simulate
 
     with torch_threads(spec.threads):
         images, labels = load_images(spec)
         model = build_model(spec, images, labels)
-        obs, truth = gl.simulate(model, images, labels, defense=spec.defense,
-                                 local_steps=spec.local_steps, local_lr=spec.local_lr,
-                                 share_labels=spec.share_labels, seed=spec.seed,
-                                 **dict(spec.simulate_options))
+        obs, truth = simulate(model, images, labels, defense=spec.defense,
+                              local_steps=spec.local_steps, local_lr=spec.local_lr,
+                              share_labels=spec.share_labels, seed=spec.seed,
+                              **dict(spec.simulate_options))
         settings = spec.settings()
         settings["num_classes"] = obs.num_classes
         title = spec.title or f"{spec.attack} on {spec.model_name}, batch {len(images)}"

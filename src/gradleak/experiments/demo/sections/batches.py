@@ -22,6 +22,7 @@ from gradleak.experiments.demo.base import (
 from gradleak.experiments.demo.sections.headline import MATCHING_FIELD
 from gradleak.report.grids import save_grid
 from gradleak.report.html import Section
+from gradleak.run import image_shape
 
 KEY = "mlp_batches"
 BATCH_SIZES = (2, 4, 8)
@@ -62,16 +63,16 @@ def mlp_batches(ctx: DemoContext) -> SectionResult:
     for b in BATCH_SIZES:
         images, labels = gl.data.load("sample", size=32, n=b, seed=ctx.seed,
                                       classes=list(CLASSES))
-        model = gl.models.create("mlp", num_classes=10, in_shape=tuple(images.shape[1:]),
+        model = gl.models.create("mlp", num_classes=10, in_shape=image_shape(images),
                                  depth=4, seed=ctx.seed + b)
         obs, truth = gl.simulate(model, images, labels, share_labels=True, seed=ctx.seed)
-        runs: dict[str, AttackRun] = {
-            name: run_attack(ctx, obs, truth, attack="ig", folder=None,
-                             title=f"4-layer MLP, batch {b}, {name} matching",
-                             iterations=iterations, restarts=1, priors={},
-                             **{MATCHING_FIELD: name})
-            for name in DISTANCES
-        }
+        runs: dict[str, AttackRun] = {}
+        for name in DISTANCES:
+            overrides: dict[str, Any] = {"iterations": iterations, "restarts": 1, "priors": {},
+                                         MATCHING_FIELD: name}
+            runs[name] = run_attack(ctx, obs, truth, attack="ig", folder=None,
+                                    title=f"4-layer MLP, batch {b}, {name} matching",
+                                    **overrides)
         names = gl.data.info("sample").class_names
         counts = {names[c]: int((labels == c).sum()) for c in sorted(set(labels.tolist()))}
         table.append({"batch size": b,

@@ -25,6 +25,7 @@ from gradleak.report.files import save_image
 from gradleak.report.gifs import GifPanel, save_side_by_side_gif
 from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section
+from gradleak.run import image_shape
 
 KEY = "mlp_l2_vs_cosine"
 #: The comparison's shared budget: same optimiser, lr and iterations for both distances.
@@ -68,7 +69,7 @@ def mlp_l2_vs_cosine(ctx: DemoContext) -> SectionResult:
     import gradleak as gl
 
     images, labels = gl.data.load("sample", size=32, n=1, seed=ctx.seed)
-    model = gl.models.create("mlp", num_classes=10, in_shape=tuple(images.shape[1:]), depth=4)
+    model = gl.models.create("mlp", num_classes=10, in_shape=image_shape(images), depth=4)
     obs, truth = gl.simulate(model, images, labels, share_labels=True, seed=ctx.seed)
     common: dict[str, Any] = {"iterations": ctx.budget(*MLP_ITERATIONS), "restarts": 1,
                               "priors": {}}

@@ -12,6 +12,7 @@ from gradleak.experiments.demo.base import (
     run_metrics,
 )
 from gradleak.report.html import Section
+from gradleak.run import image_shape
 
 KEY = "idlg_labels"
 IDLG = {"iterations": (100, 5), "restarts": (2, 1)}
@@ -25,7 +26,7 @@ def idlg_labels(ctx: DemoContext) -> SectionResult:
     n_classes = 10
     images, labels = gl.data.load("sample", size=32, n=n_classes, seed=ctx.seed,
                                   unique_labels=True)
-    model = gl.models.create("lenet", num_classes=n_classes, in_shape=tuple(images.shape[1:]))
+    model = gl.models.create("lenet", num_classes=n_classes, in_shape=image_shape(images))
     table, per_image = [], []
     for i in range(len(images)):
         obs_i, _ = gl.simulate(model, images[i : i + 1], labels[i : i + 1], seed=ctx.seed)

@@ -11,6 +11,7 @@ from gradleak.experiments.demo.base import (
     run_metrics,
 )
 from gradleak.report.html import Section
+from gradleak.run import image_shape
 
 KEY = "ig_lenet"
 IG_LENET = {"iterations": (1000, 10), "restarts": (2, 1)}
@@ -22,7 +23,7 @@ def ig_lenet(ctx: DemoContext) -> SectionResult:
     import gradleak as gl
 
     images, labels = gl.data.load("sample", size=32, n=1, seed=ctx.seed)
-    model = gl.models.create("lenet", num_classes=10, in_shape=tuple(images.shape[1:]))
+    model = gl.models.create("lenet", num_classes=10, in_shape=image_shape(images))
     obs, truth = gl.simulate(model, images, labels, share_labels=True, seed=ctx.seed)
     overrides = {k: ctx.budget(*v) for k, v in IG_LENET.items()}
     run = run_attack(ctx, obs, truth, attack="ig", folder=KEY, title="IG on LeNet",
