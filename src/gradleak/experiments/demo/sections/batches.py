@@ -30,7 +30,7 @@ BATCH_SIZES = (2, 4, 8)
 CLASSES = ("cat", "flower")
 DISTANCES = ("l2", "cosine")
 #: (full, quick) iterations: the headline's full budget; a smoke-test budget in quick mode.
-BATCH_ITERATIONS = (300, 4)
+BATCH_ITERATIONS = (300, 2)
 
 
 def describe(table: list[dict[str, Any]]) -> str:
