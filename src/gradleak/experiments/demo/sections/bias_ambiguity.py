@@ -18,6 +18,7 @@ from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section
 
 KEY = "bias_ambiguity"
+ACTIVATION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid"}
 
 
 def _first_layer_rows(obs: object) -> torch.Tensor:
@@ -59,13 +60,14 @@ def bias_ambiguity(ctx: DemoContext) -> SectionResult:
         best = _best_psnr(rec.images, truth.images)
         sep = int(rec.extras.get("separated", 0))
         mixed = int(rec.extras.get("mixed_rows", 0))
-        table.append({"setting": f"{act} MLP, batch 2", "separated": sep,
+        table.append({"setting": f"{ACTIVATION_NAMES[act]} MLP, batch 2", "separated": sep,
                       "mixed rows": mixed, "PSNR (dB)": f"{sum(best) / len(best):.1f}"})
         metrics[f"batch2_{act}"] = {"separated": sep, "mixed_rows": mixed,
                                     "psnr_each": best}
         row_imgs = _first_layer_rows(obs)[:6]
         rows += [to_uint8(rec.images), to_uint8(row_imgs)]
-        names += [f"{act}: bias attack", f"{act}: single rows"]
+        names += [f"{ACTIVATION_NAMES[act]}: bias attack",
+                  f"{ACTIVATION_NAMES[act]}: single rows"]
         captions += [[f"{p:.0f} dB" for p in best],
                      [f"row {i}" for i in range(len(row_imgs))]]
     picture = compose([to_uint8(images)] + rows, row_names=["truth"] + names,
