@@ -61,3 +61,17 @@ def test_demo_runs_as_an_experiment_with_chosen_sections(tmp_path: Path) -> None
     assert "batch-2 ambiguity" in page.read_text()
     with pytest.raises(Exception, match="no setting 'iterations'"):
         run_experiment("demo", tmp_path, quick=True, iterations=3)
+
+
+def test_the_batch_section_text_follows_its_numbers() -> None:
+    from gradleak.experiments.demo.sections.batches import describe
+
+    table = [{"batch size": 2, "l2 PSNR (dB)": 68.8, "cosine PSNR (dB)": 73.8},
+             {"batch size": 4, "l2 PSNR (dB)": 40.4, "cosine PSNR (dB)": 37.6},
+             {"batch size": 8, "l2 PSNR (dB)": 25.9, "cosine PSNR (dB)": 17.3}]
+    text = describe(table)
+    assert "batch 2: both recover the images" in text
+    assert "batch 8: l2 is ahead (25.9 / 17.3 dB)" in text
+    assert "cosine goes from 73.8 dB at batch 2 to 17.3 dB at batch 8" in text
+    low = [{"batch size": 2, "l2 PSNR (dB)": 7.0, "cosine PSNR (dB)": 7.2}]
+    assert "neither recovers" in describe(low)
