@@ -183,3 +183,7 @@ def test_demo_quick_writes_all_parts(tmp_path: Path) -> None:
     assert set(metrics["mlp_l2_vs_cosine"]) >= {"l2", "cosine"}
     assert len(metrics["idlg_labels"]["per_image"]) == 10
     assert "MLP, l2 matching" in result.output
+    # the headline's second half, and readable tables (class names, no True/None)
+    assert set(metrics["mlp_batches"]) >= {"batch_2", "batch_4", "batch_8"}
+    assert "<td>True</td>" not in index and "<td>None</td>" not in index
+    assert "(cat)" in index or "(flower)" in index

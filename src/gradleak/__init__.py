@@ -24,6 +24,7 @@ from gradleak.errors import (
     RegistryError,
     ThreatModelError,
 )
+from gradleak.run import RunResult, RunSpec, run
 from gradleak.simulate import simulate
 from gradleak.types import GroundTruth, Normalization, Observation, Reconstruction, Trace
 
@@ -55,9 +56,12 @@ __all__ = [
     "ObservationError",
     "Reconstruction",
     "RegistryError",
+    "RunResult",
+    "RunSpec",
     "ThreatModelError",
     "Trace",
     "__version__",
+    "run",
     "simulate",
     *_LAZY,
 ]

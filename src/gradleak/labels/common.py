@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from gradleak.errors import ThreatModelError
 from gradleak.types import Observation
+from gradleak.updates import gradient_from_update, one_step_gradient_problem
 
 __all__ = [
     "LastLayer",
@@ -108,17 +109,8 @@ def _gradient_from_update(
     obs: Observation, strategy: str, approximate_fedavg: bool
 ) -> tuple[dict[str, Tensor], bool]:
     """Per-parameter gradient (by name) recovered from the update, and whether it is exact."""
-    update = obs.named_update()
-    if obs.kind == "gradient":
-        return update, True
-    # A FedAvg delta. One local step over the whole batch is exactly delta = -lr * grad.
-    full_batch = (
-        obs.local_batch_size is None
-        or obs.batch_size is None
-        or obs.local_batch_size >= obs.batch_size
-    )
-    if obs.local_steps == 1 and full_batch:
-        return {k: -v / obs.local_lr for k, v in update.items()}, True
+    if obs.kind == "gradient" or one_step_gradient_problem(obs) is None:
+        return gradient_from_update(obs)
     if not approximate_fedavg:
         raise ThreatModelError(
             f"label strategy {strategy!r} reads a gradient; this observation is a FedAvg delta "
@@ -126,8 +118,7 @@ def _gradient_from_update(
             "which is not an exact multiple of one gradient. Pass approximate_fedavg=True to "
             "use -delta / (local_lr * local_steps) as an approximate mean gradient."
         )
-    scale = obs.local_lr * obs.local_steps
-    return {k: -v / scale for k, v in update.items()}, False
+    return gradient_from_update(obs, approximate_fedavg=True)
 
 
 def last_layer(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,17 +14,6 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return value.item()
-    return value
-
-
-def _strict(value: Any) -> Any:
-    """Like :func:`_plain`, with non-finite floats spelled ``"inf"``, ``"-inf"``, ``"nan"``."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
 
 
@@ -78,7 +65,9 @@ class Scores(Mapping[str, Any]):
 
     def to_json(self, **kwargs: Any) -> str:
         """Strict JSON (non-finite numbers written as the strings ``"inf"``/``"nan"``)."""
-        return json.dumps(_strict(self.to_dict()), allow_nan=False, **kwargs)
+        from gradleak.persistence.jsonio import dumps
+
+        return dumps(self.to_dict(), **kwargs)
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self._data.items() if not isinstance(v, list | dict)}

@@ -1,7 +1,9 @@
 """Animated GIFs of reconstruction progress, from ``Reconstruction.trace.snapshots``.
 
 Each frame shows the snapshot images (the chosen restart) at one logged iteration, captioned
-with that iteration; the true images are shown alongside when given. Frames are written with
+with that iteration; the true images are shown alongside when given, and then every frame
+also carries the PSNR of *that frame's* images (matched to the truth as ``evaluate`` does),
+not the final one. Frames are written with
 Pillow, one per snapshot (subsampled evenly above ``max_frames``), looping forever.
 
 Example:
@@ -19,7 +21,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from gradleak.report.grids import BACKGROUND, PAD, TEXT, compose, font, match_order, to_uint8
+from gradleak.report.files import save_image
+from gradleak.report.grids import (
+    BACKGROUND,
+    PAD,
+    TEXT,
+    compose,
+    font,
+    match_order,
+    psnr_per_image,
+    to_uint8,
+)
 from gradleak.types import Reconstruction
 
 
@@ -29,7 +41,8 @@ class GifPanel:
 
     Attributes:
         rec: the reconstruction whose ``trace.snapshots`` are animated.
-        caption: text under the panel, e.g. ``"cosine: PSNR 18.2 dB"``.
+        caption: text under the panel, e.g. ``"cosine matching"``; when the GIF is given
+            the true images, each frame appends the PSNR of that frame's images.
     """
 
     rec: Reconstruction
@@ -60,8 +73,6 @@ def write_gif(path: str | Path, frames: Sequence[Image.Image], *, fps: float = 8
     """
     if not frames:
         raise ValueError("a GIF needs at least one frame")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     step = int(round(1000 / fps))
     durations = [step] * (len(frames) - 1) + [max(step, int(hold_last * 1000))]
     # adaptive palette per frame with dithering: smooth photos keep their gradients
@@ -70,8 +81,9 @@ def write_gif(path: str | Path, frames: Sequence[Image.Image], *, fps: float = 8
                                   dither=Image.Dither.FLOYDSTEINBERG)
         for f in frames
     ]
-    pal[0].save(
-        out,
+    return save_image(
+        path,
+        pal[0],
         format="GIF",
         save_all=True,
         append_images=pal[1:],
@@ -79,7 +91,23 @@ def write_gif(path: str | Path, frames: Sequence[Image.Image], *, fps: float = 8
         loop=0,
         disposal=1,
     )
-    return out
+
+
+def frame_psnr(truth: Tensor | None, images: Tensor) -> float | None:
+    """Mean PSNR (dB) of ``images`` against ``truth`` after Hungarian matching; None if the
+    shapes do not allow a comparison."""
+    if truth is None or truth.shape[1:] != images.shape[1:]:
+        return None
+    order = match_order(truth, images)
+    pairs = [(i, j) for i, j in enumerate(order) if j >= 0]
+    if not pairs:
+        return None
+    values = psnr_per_image(truth[[i for i, _ in pairs]], images[[j for _, j in pairs]])
+    return sum(values) / len(values)
+
+
+def _psnr_text(value: float | None) -> str:
+    return "" if value is None else f"PSNR {value:.1f} dB"
 
 
 def _snapshot_iterations(rec: Reconstruction) -> list[int]:
@@ -111,6 +139,9 @@ def progress_frames(
         if order is not None:
             snap = snap[[j for j in order if j >= 0]]
         head = f"{title + ' - ' if title else ''}iteration {its[i]}"
+        psnr_now = _psnr_text(frame_psnr(truth, snaps[i]))
+        if psnr_now:
+            head += f", {psnr_now}"
         if truth is not None:
             pic = compose([to_uint8(truth), to_uint8(snap)], row_names=["truth", "reconstruction"],
                           title=head)
@@ -189,7 +220,10 @@ def side_by_side_frames(
         pics = [truth_panel] if truth_panel is not None else []
         for p, its in zip(panels, its_per, strict=True):
             k = max([i for i, s in enumerate(its) if s <= it], default=0)
-            pics.append(_panel(p.rec.trace.snapshots[k], p.caption, target))
+            snap = p.rec.trace.snapshots[k]
+            psnr_now = _psnr_text(frame_psnr(truth, snap))
+            caption = f"{p.caption}: {psnr_now}" if psnr_now else p.caption
+            pics.append(_panel(snap, caption, target))
         head = f"{title + ' - ' if title else ''}iteration {it}"
         head_h = 24
         width = sum(p.width for p in pics) + PAD * (len(pics) + 1)

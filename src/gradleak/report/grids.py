@@ -213,8 +213,7 @@ def save_grid(
     Returns:
         The path written.
     """
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(images, truth, labels=labels, truth_labels=truth_labels, title=title,
-               match=match).save(out, format="PNG")
-    return out
+    from gradleak.report.files import save_image
+
+    return save_image(path, grid_image(images, truth, labels=labels, truth_labels=truth_labels,
+                                       title=title, match=match))

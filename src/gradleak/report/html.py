@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gradleak.errors import ConfigError
+from gradleak.persistence.files import write_artifact
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -66,9 +67,12 @@ def relative_href(path: str) -> str:
 
 
 def fmt(value: Any) -> str:
-    """A short human form of a metric value (4 significant digits for floats)."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
+    """A short human form of a metric value (4 significant digits for floats; yes / no for
+    booleans; a dash for a missing value)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
@@ -147,7 +151,4 @@ def write_page(
     path: str | Path, title: str, sections: Sequence[Section], *, subtitle: str = ""
 ) -> Path:
     """Writes :func:`render_page` to ``path`` (folders are created) and returns it."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(title, sections, subtitle=subtitle), encoding="utf-8")
-    return out
+    return write_artifact(path, render_page(title, sections, subtitle=subtitle))

@@ -8,13 +8,14 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gradleak.report.files import save_figure
 from gradleak.types import Trace
 
 
@@ -51,8 +52,6 @@ def save_loss_plot(
     data = loss_matrix(trace.losses)
     if data.size == 0 or not np.isfinite(data).any():
         return None
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(6, 3.6), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -80,5 +79,43 @@ def save_loss_plot(
     if data.shape[1] > 1:
         ax.legend(fontsize=8, ncol=min(4, math.ceil(data.shape[1] / 2)))
     fig.tight_layout()
-    fig.savefig(out, format="png")
-    return out
+    return save_figure(path, fig)
+
+
+def save_series_plot(
+    path: str | Path,
+    series: Mapping[str, tuple[list[int], list[float | None]]],
+    *,
+    ylabel: str,
+    title: str,
+    ylim: tuple[float, float] | None = None,
+) -> Path:
+    """Writes a line plot (one line per series, x on a log2 axis, e.g. batch size) as PNG.
+
+    Args:
+        path: the PNG to write.
+        series: ``{name: (xs, ys)}``; missing or non-finite ys are skipped.
+        ylabel: the y axis' label.
+        title: the plot's title.
+        ylim: the y range (None: automatic).
+
+    Returns:
+        The path written.
+    """
+    fig = Figure(figsize=(6.4, 3.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, (xs, ys) in series.items():
+        pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(path, fig)

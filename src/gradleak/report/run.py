@@ -23,122 +23,48 @@ Example:
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from torch import Tensor
-
-from gradleak.errors import DataError
+from gradleak.persistence.jsonio import to_jsonable
+from gradleak.persistence.runs import (
+    CONFIG,
+    METRICS,
+    TENSORS,
+    TRACE,
+    RunData,
+    load_run,
+    make_run_data,
+    save_run_data,
+    scores_dict,
+)
 from gradleak.report.gifs import save_progress_gif
 from gradleak.report.grids import save_grid
 from gradleak.report.html import Section, write_page
 from gradleak.report.plots import save_loss_plot
-from gradleak.types import GroundTruth, Reconstruction, Trace
+from gradleak.types import GroundTruth, Reconstruction
 
 GRID = "grid.png"
 PROGRESS = "progress.gif"
 LOSS = "loss.png"
-METRICS = "metrics.json"
-CONFIG = "config.json"
-TENSORS = "reconstruction.safetensors"
-TRACE = "trace.json"
 INDEX = "index.html"
-RUN_FORMAT = "gradleak.run/1"
 SUMMARY_KEYS = ("psnr", "ssim", "lpips", "label_acc", "label_count_error")
+#: How metric and setting names read in a page's tables.
+DISPLAY_NAMES = {
+    "psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "mse": "MSE",
+    "label_acc": "label accuracy", "label_count_error": "label-count error",
+    "label_count_acc": "label-count accuracy", "label_existence_acc": "label existence accuracy",
+    "batch_size": "batch size", "wall_time_s": "wall time (s)", "index": "true image",
+    "label": "recovered label", "true_label": "true label", "label_correct": "label correct",
+}
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Converts tensors, numpy values, tuples and non-finite floats to strict JSON values."""
-    if isinstance(obj, Tensor):
-        return to_jsonable(obj.detach().cpu().tolist())
-    if isinstance(obj, np.ndarray | np.generic):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else str(obj)
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set):
-        return [to_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    if hasattr(obj, "to_dict"):
-        return to_jsonable(obj.to_dict())
-    return str(obj)
-
-
-def scores_dict(scores: Any) -> dict[str, Any]:
-    """A plain dict of an ``evaluate`` result (``to_dict()``, a mapping, or None)."""
-    if scores is None:
-        return {}
-    if hasattr(scores, "to_dict"):
-        return dict(scores.to_dict())
-    if isinstance(scores, Mapping):
-        return dict(scores)
-    raise TypeError(f"scores must be a mapping or have to_dict(), not {type(scores).__name__}")
-
-
-def _write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(to_jsonable(data), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-@dataclass
-class RunData:
-    """Everything a report is drawn from (what :func:`load_run` reads back)."""
-
-    rec: Reconstruction
-    truth: GroundTruth | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    title: str = "gradleak run"
-
-
-def _metrics(rec: Reconstruction, truth: GroundTruth | None, scores: Any) -> dict[str, Any]:
-    out = scores_dict(scores)
-    out.setdefault("attack", rec.attack)
-    out.setdefault("wall_time_s", rec.trace.wall_time)
-    out.setdefault("recovered_labels", rec.labels)
-    if truth is not None:
-        out.setdefault("true_labels", truth.labels)
-    if rec.trace.restart_scores:
-        out.setdefault("restart_scores", rec.trace.restart_scores)
-        out.setdefault("best_restart", rec.trace.best_restart)
-    if rec.extras:
-        out.setdefault("extras", rec.extras)
-    return out
-
-
-def _save_tensors(out: Path, rec: Reconstruction, truth: GroundTruth | None) -> None:
-    from safetensors.torch import save_file
-
-    t: dict[str, Tensor] = {"images": rec.images}
-    if rec.labels is not None:
-        t["labels"] = rec.labels
-    if truth is not None:
-        t["truth_images"], t["truth_labels"] = truth.images, truth.labels
-    snaps = rec.trace.snapshots
-    if snaps and all(s.shape == snaps[0].shape for s in snaps):
-        t["snapshots"] = torch.stack(list(snaps))
-    save_file({k: v.detach().cpu().contiguous() for k, v in t.items()}, str(out / TENSORS))
-    tr = rec.trace
-    _write_json(
-        out / TRACE,
-        {
-            "format": RUN_FORMAT,
-            "attack": rec.attack,
-            "losses": tr.losses,
-            "snapshot_iterations": tr.snapshot_iterations,
-            "restart_scores": tr.restart_scores,
-            "best_restart": tr.best_restart,
-            "wall_time": tr.wall_time,
-        },
-    )
+def display_name(key: str) -> str:
+    """``"label_acc"`` -> ``"label accuracy"``; unknown keys get spaces for underscores."""
+    return DISPLAY_NAMES.get(key, key.replace("_", " "))
+__all__ = ["CONFIG", "METRICS", "RunData", "load_run", "rerender", "render_figures",
+           "run_sections", "scores_dict", "to_jsonable", "write_index", "write_run"]
 
 
 def render_figures(out: Path, data: RunData) -> dict[str, str]:
@@ -179,8 +105,8 @@ def run_sections(data: RunData, files: Mapping[str, str]) -> list[Section]:
     run_cfg = data.config.get("run", {}) if isinstance(data.config.get("run"), Mapping) else {}
     for key in ("model", "data", "batch_size", "defense", "seed"):
         if key in run_cfg:
-            summary[key] = run_cfg[key]
-    summary.update({k: m[k] for k in SUMMARY_KEYS if k in m})
+            summary[display_name(key)] = run_cfg[key]
+    summary.update({display_name(k): m[k] for k in SUMMARY_KEYS if k in m})
     summary["wall time (s)"] = m.get("wall_time_s", data.rec.trace.wall_time)
     if m.get("recovered_labels") is not None:
         summary["recovered labels"] = m["recovered_labels"]
@@ -201,9 +127,10 @@ def run_sections(data: RunData, files: Mapping[str, str]) -> list[Section]:
     if isinstance(per_image, list) and per_image and all(isinstance(r, Mapping)
                                                          for r in per_image):
         keep = ("index", "psnr", "ssim", "lpips", "label", "true_label", "label_correct")
-        rows = [{k: r[k] for k in keep if k in r and r[k] is not None} for r in per_image]
-        secs.append(Section("Per image", text="one row per reconstructed image; index is the "
-                            "true image it is matched to", table=rows))
+        rows = [{display_name(k): r[k] for k in keep if k in r and r[k] is not None}
+                for r in per_image]
+        secs.append(Section("Per image", text="one row per reconstructed image; 'true image' "
+                            "is the index of the true image it is matched to", table=rows))
     scalars = {k: v for k, v in _flat(m).items()
                if isinstance(v, int | float | str | bool) and k not in ("attack",)}
     if scalars:
@@ -252,71 +179,10 @@ def write_run(
         from gradleak.metrics import evaluate
 
         scores = evaluate(rec, truth)
-    data = RunData(
-        rec=rec,
-        truth=truth,
-        metrics=to_jsonable(_metrics(rec, truth, scores)),
-        config=to_jsonable(
-            {"title": title, "attack": rec.attack, "attack_config": rec.config,
-             "run": dict(config or {})}
-        ),
-        title=title,
-    )
-    _write_json(out / METRICS, data.metrics)
-    _write_json(out / CONFIG, data.config)
-    _save_tensors(out, rec, truth)
-    files = render_figures(out, data)
-    files.update({"tensors": TENSORS, "trace": TRACE})
+    data = make_run_data(rec, truth, scores, title=title, config=config)
+    saved = save_run_data(out, data)
+    files = render_figures(out, data) | saved
     return write_index(out, data, files)
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Reads a folder written by :func:`write_run` back into a :class:`RunData`.
-
-    Raises:
-        DataError: the folder is not a gradleak run (no ``trace.json`` / tensors) or is
-            corrupt.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    src = Path(run_dir)
-    need = [src / TRACE, src / TENSORS]
-    if not all(p.is_file() for p in need):
-        raise DataError(
-            f"{src} is not a gradleak run folder (needs {TRACE} and {TENSORS}); "
-            "write one with `gradleak attack --out DIR` or gradleak.report.write_run"
-        )
-    try:
-        tr = json.loads((src / TRACE).read_text(encoding="utf-8"))
-        t = load_file(str(src / TENSORS))
-        metrics = json.loads((src / METRICS).read_text()) if (src / METRICS).is_file() else {}
-        config = json.loads((src / CONFIG).read_text()) if (src / CONFIG).is_file() else {}
-    except (json.JSONDecodeError, SafetensorError, OSError) as exc:
-        raise DataError(f"{src} is corrupt ({exc}); write the run again") from exc
-    if tr.get("format") != RUN_FORMAT or "images" not in t:
-        raise DataError(f"{src / TRACE} is not a {RUN_FORMAT} trace")
-    snaps = list(t["snapshots"].unbind(0)) if "snapshots" in t else []
-    trace = Trace(
-        losses=[[float(v) for v in row] for row in tr.get("losses", [])],
-        snapshot_iterations=list(tr.get("snapshot_iterations", [])),
-        snapshots=snaps,
-        restart_scores=[float(v) for v in tr.get("restart_scores", [])],
-        best_restart=int(tr.get("best_restart", 0)),
-        wall_time=float(tr.get("wall_time", 0.0)),
-    )
-    rec = Reconstruction(
-        images=t["images"],
-        labels=t.get("labels"),
-        attack=str(tr.get("attack", config.get("attack", "unknown"))),
-        config=dict(config.get("attack_config", {})),
-        trace=trace,
-    )
-    truth = None
-    if "truth_images" in t:
-        truth = GroundTruth(images=t["truth_images"], labels=t["truth_labels"])
-    return RunData(rec=rec, truth=truth, metrics=metrics, config=config,
-                   title=str(config.get("title", "gradleak run")))
 
 
 def rerender(run_dir: str | Path) -> Path:

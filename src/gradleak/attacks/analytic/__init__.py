@@ -2,17 +2,12 @@
 
 * ``bias``: input from a linear layer's weight / bias gradient ratio (Phong et al., 2017;
   Geiping et al., 2020, Sec. 4); :func:`recover_linear_input` for later layers'
-  features, :func:`batch2_ambiguity` for what a batch of two does to it.
+  features (what a batch of two does to it: :mod:`gradleak.experiments.ambiguity`).
 * ``rgap``: recursive layer-by-layer inversion with a rank analysis (Zhu & Blaschko, 2021).
 * ``spear``: exact batch recovery from a first ReLU layer (Dimitrov et al., 2024).
 """
 
 from gradleak.attacks.analytic import bias, rgap, spear  # noqa: F401  (registration)
-from gradleak.attacks.analytic.ambiguity import (
-    Batch2Ambiguity,
-    batch2_ambiguity,
-    write_ambiguity_png,
-)
 from gradleak.attacks.analytic.bias import (
     BiasAttack,
     FeatureRecovery,
@@ -25,12 +20,9 @@ from gradleak.attacks.analytic.spear import SPEAR
 __all__ = [
     "RGAP",
     "SPEAR",
-    "Batch2Ambiguity",
     "BiasAttack",
     "FeatureRecovery",
-    "batch2_ambiguity",
     "invert_features",
     "rank_table",
     "recover_linear_input",
-    "write_ambiguity_png",
 ]

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from gradleak.attacks.base import REQUIREMENTS
 from gradleak.errors import ThreatModelError
 from gradleak.types import Normalization, Observation
+from gradleak.updates import gradient_from_update, one_step_gradient_problem
 
 # Activation modules that carry no parameters and act elementwise.
 ELEMENTWISE_ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -30,26 +31,6 @@ ELEMENTWISE_ACTIVATIONS: tuple[type[nn.Module], ...] = (
 
 
 # --------------------------------------------------------------------------- gradients
-def one_step_gradient_problem(obs: Observation) -> str | None:
-    """None if ``obs`` holds a gradient or a one-step full-batch FedAvg delta, else why not."""
-    if obs.kind == "gradient":
-        return None
-    if obs.local_steps != 1:
-        return (
-            f"a FedSGD gradient or a FedAvg delta of ONE local step (this delta has "
-            f"{obs.local_steps} steps; closed-form attacks cannot undo several steps)"
-        )
-    if (
-        obs.local_batch_size is not None
-        and obs.batch_size is not None
-        and obs.local_batch_size < obs.batch_size
-    ):
-        return "a FedAvg delta computed on the full batch (local_batch_size < batch_size)"
-    if obs.local_lr == 0:
-        return "a non-zero local learning rate to turn the FedAvg delta back into a gradient"
-    return None
-
-
 REQUIREMENTS.register("gradient_or_one_step_delta")(one_step_gradient_problem)
 
 
@@ -65,10 +46,7 @@ def observed_gradients(obs: Observation) -> dict[str, Tensor]:
     problem = one_step_gradient_problem(obs)
     if problem is not None:
         raise ThreatModelError(f"this closed-form attack needs {problem}")
-    named = obs.named_update()
-    if obs.kind == "gradient":
-        return {k: v.detach() for k, v in named.items()}
-    return {k: -v.detach() / obs.local_lr for k, v in named.items()}
+    return gradient_from_update(obs)[0]
 
 
 # --------------------------------------------------------------------------- probing

@@ -65,7 +65,6 @@ from gradleak.experiments.batch_discard.parts import (
     label_scores,
     label_study,
     run_attack,
-    score_reconstruction,
 )
 from gradleak.experiments.batch_discard.runner import run
 from gradleak.experiments.batch_discard.settings import (
@@ -85,6 +84,6 @@ __all__ = [
     "ablation_batch", "ablation_runs", "ablation_settings", "ablation_study", "ablation_table",
     "attack_overrides", "attack_study", "batch_labels", "calibrated_gradinversion",
     "calibrated_ig", "distinct_images", "label_scores", "label_study", "normalization",
-    "photo_pool", "resolve_settings", "run", "run_attack", "score_reconstruction",
+    "photo_pool", "resolve_settings", "run", "run_attack",
     "server_model",
 ]

@@ -18,7 +18,7 @@ from gradleak.experiments.batch_discard.data import (
     normalization,
     server_model,
 )
-from gradleak.experiments.batch_discard.parts import finite_mean, run_attack, score_reconstruction
+from gradleak.experiments.batch_discard.parts import finite_mean, run_attack
 from gradleak.experiments.batch_discard.settings import (
     NAME,
     Settings,
@@ -119,9 +119,8 @@ def ablation_study(s: Settings, seed: int, out: Path) -> list[dict[str, Any]]:
                           "label_count_acc": None, "seed": sd, "seconds": 0.0})
         for i, (label, attack, overrides) in enumerate(runs):
             t0 = time.perf_counter()
-            rec = run_attack(obs, attack, s, sd, **overrides)
+            rec, sc = run_attack(obs, truth, attack, s, sd, **overrides)
             seconds = time.perf_counter() - t0
-            sc = score_reconstruction(rec, truth, s.num_classes)
             per_run[label].append({**sc, "seed": sd, "seconds": seconds})
             if k == 0 and (i == 0 or attack == "ig"):
                 rel = f"grids/ablation_{i}.png"

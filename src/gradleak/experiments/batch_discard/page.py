@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +18,6 @@ from gradleak.experiments.batch_discard.settings import BN_MODES, Settings, atta
 
 #: how the page describes the server's model
 MODEL_TEXT = {"convnet": "IG's architecture, 8 blocks", "convnet_small": "3 blocks"}
-
-
-def save_plot(path: Path, series: Mapping[str, tuple[list[int], list[float | None]]], *,
-              ylabel: str, title: str, ylim: tuple[float, float] | None = None) -> Path:
-    """Writes a line plot (one line per series, x on a log2 axis) as PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 3.8), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for name, (xs, ys) in series.items():
-        pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
 
 
 def series_of(rows: list[dict[str, Any]], key: str, group: Sequence[str], value: str

@@ -114,22 +114,23 @@ def label_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
     return {"per_batch": rows, "ilrg": ilrg_rows}
 
 
-def run_attack(obs: Any, attack: str, s: Settings, seed: int, **overrides: Any) -> Any:
-    """``attack`` on ``obs`` at the experiment's budget and overrides (plus ``overrides``)."""
-    from gradleak.attacks import reconstruct
+def run_attack(obs: Any, truth: Any, attack: str, s: Settings, seed: int,
+               **overrides: Any) -> tuple[Any, dict[str, Any]]:
+    """``attack`` on ``obs`` at the experiment's budget and overrides (plus ``overrides``),
+    scored against ``truth`` by the library's run glue (:func:`gradleak.run.attack_observation`).
 
-    extra = attack_overrides(s, attack)
+    Returns:
+        The reconstruction and its mean PSNR, SSIM and label-count / existence accuracy.
+    """
+    from gradleak.run import attack_observation
+
+    extra: dict[str, Any] = {"iterations": s.iterations, "restarts": s.restarts}
+    extra.update(attack_overrides(s, attack))
     extra.update(overrides)
-    return reconstruct(obs, attack=attack, iterations=s.iterations, restarts=s.restarts,
-                       seed=seed, **extra)
-
-
-def score_reconstruction(rec: Any, truth: Any, num_classes: int) -> dict[str, Any]:
-    """Mean PSNR, SSIM and label-count / existence accuracy of ``rec`` against ``truth``."""
-    from gradleak.metrics import evaluate
-
-    sc = evaluate(rec, truth, num_classes=num_classes)
-    return {
+    res = attack_observation(obs, truth, attack=attack, overrides=extra, seed=seed,
+                             num_classes=s.num_classes)
+    sc = res.scores
+    return res.reconstruction, {
         "psnr": float(sc["psnr"]),
         "ssim": float(sc["ssim"]),
         "label_count_acc": sc["label_count_acc"],
@@ -152,12 +153,11 @@ def attack_study(s: Settings, seed: int, out: Path) -> dict[str, Any]:
         for attack in s.attacks:
             t0 = time.perf_counter()
             try:
-                rec = run_attack(obs, attack, s, seed)
+                rec, sc = run_attack(obs, truth, attack, s, seed)
             except GradleakError as exc:
                 rows.append({"attack": attack, "mode": mode, "batch": b, "psnr": None,
                              "refused": str(exc)})
                 continue
-            sc = score_reconstruction(rec, truth, s.num_classes)
             rows.append({"attack": attack, "mode": mode, "batch": b, **sc,
                          "seconds": round(time.perf_counter() - t0, 2), "refused": None})
             if b <= s.grids_up_to:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from gradleak.experiments.base import register_experiment
 from gradleak.experiments.batch_discard.ablation import ablation_study
-from gradleak.experiments.batch_discard.page import save_plot, series_of, write_experiment_page
+from gradleak.experiments.batch_discard.page import series_of, write_experiment_page
 from gradleak.experiments.batch_discard.parts import attack_study, label_study
 from gradleak.experiments.batch_discard.settings import NAME, Settings, resolve_settings
+from gradleak.persistence.files import write_json
+from gradleak.persistence.jsonio import to_jsonable
+from gradleak.report.plots import save_series_plot as save_plot
 
 
 @register_experiment(NAME)
@@ -53,7 +52,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
 def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    results: dict[str, Any] = {"settings": _jsonable(s.__dict__), "quick": quick, "seed": seed}
+    results: dict[str, Any] = {"settings": to_jsonable(s.__dict__), "quick": quick, "seed": seed}
     results["labels"] = (label_study(s, seed, out) if "labels" in s.parts
                          else {"per_batch": [], "ilrg": []})
     results["attacks"] = (attack_study(s, seed, out) if "attacks" in s.parts
@@ -76,17 +75,6 @@ def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
               ylim=(-0.02, 1.02))
     seconds = time.perf_counter() - t0
     results["seconds"] = seconds
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    write_json(out / "results.json", results)
     return write_experiment_page(out, s, results, seconds)
 
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Tensor):
-        return obj.tolist()
-    return obj

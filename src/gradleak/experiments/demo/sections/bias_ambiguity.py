@@ -1,4 +1,4 @@
-"""Demo part: the bias attack, exact at batch size 1, and the batch-2 ambiguity (the seed's
+"""Demo section: the bias attack, exact at batch size 1, and the batch-2 ambiguity (the seed's
 argument for information discard).
 
 For a first linear layer with bias, row ``i`` of the weight gradient divided by the bias
@@ -10,15 +10,15 @@ sigmoid activations) only an average survives, and the averaging has discarded t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from gradleak.experiments.demo.base import DemoContext, SectionResult, demo_section
+from gradleak.report.files import save_image
 from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section
 
-if TYPE_CHECKING:
-    from gradleak.demo import DemoContext, SectionResult
+KEY = "bias_ambiguity"
+ACTIVATION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid"}
 
 
 def _first_layer_rows(obs: object) -> torch.Tensor:
@@ -36,14 +36,13 @@ def _best_psnr(candidates: torch.Tensor, truths: torch.Tensor) -> list[float]:
     return [max(psnr_per_image(truths, c.expand_as(truths))) for c in candidates]
 
 
+@demo_section(KEY, "The bias attack and the batch-2 ambiguity", order=50)
 def bias_ambiguity(ctx: DemoContext) -> SectionResult:
     """Runs ``bias`` on a 4-layer MLP at batch 1 and 2 (ReLU and sigmoid)."""
     import gradleak as gl
-    from gradleak.demo import SectionResult
 
-    key = "bias_ambiguity"
+    key = KEY
     folder = ctx.out / key
-    folder.mkdir(parents=True, exist_ok=True)
     images, labels = gl.data.load("sample", size=32, n=2, seed=ctx.seed, unique_labels=True)
     table, rows, names, captions = [], [], [], []
     metrics: dict[str, object] = {}
@@ -61,18 +60,19 @@ def bias_ambiguity(ctx: DemoContext) -> SectionResult:
         best = _best_psnr(rec.images, truth.images)
         sep = int(rec.extras.get("separated", 0))
         mixed = int(rec.extras.get("mixed_rows", 0))
-        table.append({"setting": f"{act} MLP, batch 2", "separated": sep,
+        table.append({"setting": f"{ACTIVATION_NAMES[act]} MLP, batch 2", "separated": sep,
                       "mixed rows": mixed, "PSNR (dB)": f"{sum(best) / len(best):.1f}"})
         metrics[f"batch2_{act}"] = {"separated": sep, "mixed_rows": mixed,
                                     "psnr_each": best}
         row_imgs = _first_layer_rows(obs)[:6]
         rows += [to_uint8(rec.images), to_uint8(row_imgs)]
-        names += [f"{act}: bias attack", f"{act}: single rows"]
+        names += [f"{ACTIVATION_NAMES[act]}: bias attack",
+                  f"{ACTIVATION_NAMES[act]}: single rows"]
         captions += [[f"{p:.0f} dB" for p in best],
                      [f"row {i}" for i in range(len(row_imgs))]]
     picture = compose([to_uint8(images)] + rows, row_names=["truth"] + names,
                       captions=[["", ""]] + captions, title="bias attack, batch 2")
-    picture.save(folder / "grid.png")
+    save_image(folder / "grid.png", picture)
     sec = Section(
         "The bias attack and the batch-2 ambiguity",
         text=("Batch 1: the first layer's weight gradient divided by its bias gradient is the "
