@@ -511,3 +511,6 @@ def report(
 def main() -> None:  # pragma: no cover - console-script convenience
     """Runs the app (same as ``gradleak``)."""
     app()
+
+
+app.add_typer(importlib.import_module("gradleak.cli_prior").app, name="prior")  # generative priors

@@ -349,7 +349,8 @@ def load(
         name: a dataset from :func:`available`: ``"sample"`` (bundled photos, 10 classes),
             ``"holdout"`` (other regions of the same photos, cut at load time),
             ``"cifar10"``, ``"cifar100"``, ``"mnist"``, ``"fashion_mnist"``,
-            ``"imagefolder"``, ``"flowers17"``.
+            ``"imagefolder"``, ``"flowers17"``, and the offline domains ``"digits"``,
+            ``"faces"``, ``"patches"`` (splits ``"train"`` / ``"holdout"``).
         size: side length of the returned square images (None: the native size).
         n: how many images (None: every image the other options allow, in dataset order).
         seed: seed of the random selection.
@@ -360,7 +361,8 @@ def load(
             iDLG-style label recovery).
         labels: draw exactly these labels in this order, repeats allowed, e.g.
             ``labels=[0, 0, 0, 3]``; ``n`` is then ignored (the batch has ``len(labels)``).
-        split: ``"train"`` or ``"test"`` for CIFAR/MNIST; a subfolder for an image folder.
+        split: ``"train"`` or ``"test"`` for CIFAR/MNIST; ``"train"`` or ``"holdout"`` for the
+            offline domains; a subfolder for an image folder.
         channels: force 1 (luma) or 3 (grey repeated) channels; None keeps the native ones.
         **options: dataset-specific options (e.g. ``per_class=`` for a flat image folder).
 

@@ -30,7 +30,7 @@ MIN_CHANNELS = 16
 #: accepted ranges of the architecture fields (also enforced on files read from disk)
 LIMITS = {
     "latent_dim": (1, 1024),
-    "image_size": (8, 256),
+    "image_size": (4, 512),
     "width": (8, 1024),
     "channels": (1, 4),
 }
@@ -55,7 +55,7 @@ class GeneratorSpec:
 
     Attributes:
         latent_dim: size of the latent code.
-        image_size: side of the square output (4 x a power of two, >= 8).
+        image_size: side of the square output (4 x a power of two).
         channels: image channels (1 grey, 3 RGB).
         width: channels of the stem's 4x4 feature; each block halves them (down to 16).
         head: ``"sigmoid"`` or ``"tanh"`` (as ``(tanh + 1) / 2``).
@@ -77,7 +77,7 @@ class GeneratorSpec:
         blocks = math.log2(self.image_size / BASE_SIZE)
         if blocks != int(blocks):
             raise ConfigError(
-                f"image_size must be {BASE_SIZE} x a power of two (8, 16, 32, 64, 128, 256); "
+                f"image_size must be {BASE_SIZE} x a power of two (8, 16, 32, 64, ...); "
                 f"got {self.image_size}. Resize the images, or wrap your own generator with "
                 "gradleak.generative.wrap"
             )

@@ -9,6 +9,7 @@ per class, or images directly in ``PATH``. The offline domains (``digits``, ``fa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor
 
@@ -64,7 +65,7 @@ def resolve(
     if not name or (sep and not path):
         raise ConfigError(f"data spec {spec!r} is malformed; use NAME or NAME:PATH")
     root = Path(path).expanduser() if sep else None
-    options: dict[str, int] = {}
+    options: dict[str, Any] = {}
     if name == "imagefolder" and root is not None:
         flat = _flat_folder_size(root)
         if flat:

@@ -89,6 +89,9 @@ def save(prior: GenerativePrior, path: str | Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": FORMAT, "gradleak": meta})
     os.replace(tmp, out)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(out, 0o666 & ~umask)  # safetensors writes 0600; a prior is meant to be shared
     return out
 
 

@@ -24,9 +24,10 @@ class GenerativePrior(nn.Module):
     """latent (N, latent_dim) -> images (N, channels, image_size, image_size) in [0, 1].
 
     A prior is returned in eval mode with its parameters frozen (``requires_grad=False``;
-    copy them to fine-tune, as GIAS does per image); every sample decodes independently of the others and
-    the network is functional (no in-place ops on inputs, no data-dependent control flow), so
-    ``torch.func.functional_call`` with per-sample parameters batches under ``torch.func.vmap``.
+    copy them to fine-tune, as GIAS does per image); every sample decodes independently of
+    the others and the network is functional (no in-place ops on inputs, no data-dependent
+    control flow), so ``torch.func.functional_call`` with per-sample parameters batches under
+    ``torch.func.vmap``.
 
     Attributes:
         kind: ``"dcgan"``, ``"vae"`` or ``"custom"`` (a wrapped user module).
@@ -189,9 +190,9 @@ def wrap(
     staged = all(hasattr(net, a) for a in ("stem", "blocks", "head")) and isinstance(
         getattr(net, "blocks", None), nn.ModuleList
     )
-    stem: nn.Module = net.stem if staged else nn.Identity()
-    blocks: nn.ModuleList = net.blocks if staged else nn.ModuleList()
-    head: nn.Module = net.head if staged else net
+    stem = getattr(net, "stem") if staged else nn.Identity()  # noqa: B009
+    blocks = getattr(net, "blocks") if staged else nn.ModuleList()  # noqa: B009
+    head = getattr(net, "head") if staged else net  # noqa: B009
     meta = {"name": name, **(metadata or {})}
     prior = GenerativePrior(
         stem, blocks, head, kind="custom", latent_dim=latent_dim, image_size=image_size,

@@ -3,7 +3,8 @@
 The loop is shared by every kind (:mod:`gradleak.generative.kinds`): seeded shuffling, optional
 horizontal flips, one objective step per batch, a callback after every step, a checkpoint after
 every epoch (so ``resume=True`` continues bit-exactly), and at the end batch-norm statistics
-re-estimated on samples and folded into the layers (:func:`~gradleak.generative.arch.fold_batchnorm`).
+re-estimated on samples and folded into the layers
+(:func:`~gradleak.generative.arch.fold_batchnorm`).
 All randomness comes from one ``torch.Generator`` seeded with ``seed``; the global RNG is left
 untouched.
 """
@@ -38,7 +39,11 @@ RECALIBRATION_BATCHES = 16
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained prior (stored in its metadata)."""
+    """Everything that determines a trained prior (stored in its ``metadata["train"]``).
+
+    The fields are the keyword arguments of :func:`train` of the same names; ``channels`` is
+    taken from the images and ``lr`` is the kind's default when :func:`train` gets None.
+    """
 
     kind: str = "dcgan"
     image_size: int = 32
@@ -47,7 +52,7 @@ class TrainConfig:
     seed: int = 0
     latent_dim: int = 32
     batch_size: int = 64
-    lr: float = 0.0  # 0: the kind's default
+    lr: float = 2e-4
     width: int = 128
     flip: bool = False
     recon_sigma: float = 0.1
@@ -56,8 +61,8 @@ class TrainConfig:
         if self.kind not in KINDS:
             raise ConfigError(f"unknown prior kind {self.kind!r}; choose one of "
                               f"{KINDS.available()}")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr < 0 or self.recon_sigma <= 0:
-            raise ConfigError("epochs must be >= 0, batch_size >= 1, lr >= 0, recon_sigma > 0")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.recon_sigma <= 0:
+            raise ConfigError("epochs must be >= 0, batch_size >= 1, lr > 0, recon_sigma > 0")
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ def train(
         rng = torch.Generator().manual_seed(seed)
         ckpt = Path(checkpoint) if checkpoint is not None else None
         settings = config_dict(cfg)
-        done, history = 0, []
+        done, history = 0, list[dict[str, float]]()
         if ckpt is not None and resume and ckpt.is_file():
             done, history = load_checkpoint(ckpt, objective, rng, settings)
         meta: dict[str, Any] = {
