@@ -7,8 +7,10 @@ batch size, this runs ``ig`` (pixels + TV), ``gias`` (latent, then per-image gen
 weights), ``gifd`` (latent, then feature layers) and ``ggl`` (CMA-ES over latents) with the
 same wall-clock budget per attack and prints mean PSNR / SSIM / seconds over the seeds.
 
-Equal wall time: each attack's iterations are set from a short timed probe of its stages so
-that the run takes about ``--seconds``; the table reports the seconds actually used. Labels
+Equal wall time: each attack's iterations are set from two short timed probes of its stages
+so that the run takes about ``--seconds`` of one core; the table reports the seconds actually
+used. Time is the process' CPU time (one torch thread, so on an idle machine it equals the
+wall time; on a shared machine it still measures each attack's own work). Labels
 are shared with the server (as in the papers' comparisons), the client computes one FedSGD
 gradient in training mode, optionally with a defense (``--defense prune:ratio=0.9``).
 ``--adaptive`` adds a row for ``ggl`` with its defense estimate.
@@ -45,33 +47,44 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _budget(attack: str, seconds: float, probe: Callable[[dict[str, Any]], float]
-            ) -> dict[str, Any]:
+def _rate(probe: Callable[[dict[str, Any]], float], key: str, fixed: dict[str, Any],
+          lo: int = 3, hi: int = 13) -> tuple[float, float]:
+    """Seconds per unit of ``key`` and the fixed overhead, from two timed probes."""
+    t_lo = probe({**fixed, key: lo})
+    t_hi = probe({**fixed, key: hi})
+    per = max((t_hi - t_lo) / (hi - lo), 1e-6)
+    return per, max(t_lo - lo * per, 0.0)
+
+
+def _budget(attack: str, seconds: float, probe: Callable[[dict[str, Any]], float],
+            stages: int = 1) -> dict[str, Any]:
     """Iteration settings that make ``attack`` take about ``seconds``.
 
-    ``probe(settings)`` runs the attack with small settings and returns its wall time.
+    ``probe(settings)`` runs the attack with small settings and returns its wall time; the
+    per-iteration cost is the difference of two probes (so one-off setup is not counted).
     """
-    n = 10
     if attack == "ig":
-        per = probe({"iterations": n}) / n
-        return {"iterations": max(n, int(seconds / per))}
+        per, over = _rate(probe, "iterations", {})
+        return {"iterations": max(5, int((seconds - over) / per))}
     if attack.startswith("ggl"):
-        per = probe({"generations": n}) / n
-        return {"generations": max(n, int(seconds / per))}
-    if attack == "gias":  # half the time on the latent, half on the weights (by seconds)
-        lat = probe({"iterations": n, "weight_iterations": 0}) / n
-        both = probe({"iterations": n, "weight_iterations": n}) / n - lat
-        return {"iterations": max(n, int(seconds / 2 / lat)),
-                "weight_iterations": max(n, int(seconds / 2 / max(both, 1e-6)))}
-    # gifd: the latent stage and one stage per layer share the time equally
-    t = probe({"iterations": n}) / n
-    return {"iterations": max(n, int(seconds / t))}
+        per, over = _rate(probe, "generations", {})
+        return {"generations": max(5, int((seconds - over) / per))}
+    if attack == "gias":  # half the time on the latent, half on the weights
+        lat, over = _rate(probe, "iterations", {"weight_iterations": 0})
+        wts, _ = _rate(probe, "weight_iterations", {"iterations": 5})
+        left = max(seconds - over, 1.0)
+        return {"iterations": max(5, int(left / 2 / lat)),
+                "weight_iterations": max(5, int(left / 2 / wts))}
+    # gifd: the latent stage and every feature layer get the same iterations
+    per, over = _rate(probe, "iterations", {})
+    return {"iterations": max(5, int((seconds - over) / per))}
 
 
 def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float,
-             defense: str | None, attacks: list[str]) -> dict[str, dict[str, float]]:
+             defense: str | None, attacks: list[str], prior_path: str | None = None
+             ) -> dict[str, dict[str, float]]:
     """Scores of every attack on one held-out batch."""
-    prior = gl.generative.load(domain)
+    prior = gl.generative.load(prior_path.format(domain=domain) if prior_path else domain)
     x, y = gl.data.load(domain, size=prior.image_size, n=batch, split="holdout", seed=seed,
                         unique_labels=False)
     torch.manual_seed(seed)
@@ -87,18 +100,14 @@ def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float
             base["generative_prior"] = prior
 
         def probe(extra: dict[str, Any], attack: str = attack, base: dict = base) -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             gl.reconstruct(obs, attack=attack, seed=seed, **base, **extra)
-            return time.perf_counter() - t0
+            return time.process_time() - t0
 
-        if attack == "gifd":
-            stages = prior.num_stages  # the latent and every feature layer
-            extra = _budget("gifd", seconds / stages, probe)
-        else:
-            extra = _budget(name, seconds, probe)
-        t0 = time.perf_counter()
+        extra = _budget(name, seconds, probe)
+        t0 = time.process_time()
         rec = gl.reconstruct(obs, attack=attack, seed=seed, **base, **extra)
-        took = time.perf_counter() - t0
+        took = time.process_time() - t0
         scores = gl.evaluate(rec, truth)
         out[name] = {"psnr": float(scores["psnr"]), "ssim": float(scores["ssim"]),
                      "seconds": took}
@@ -125,6 +134,8 @@ def main() -> None:
     p.add_argument("--defense", default=None, help="e.g. prune:ratio=0.9 or noise:sigma=0.01")
     p.add_argument("--adaptive", action="store_true", help="add ggl with its defense estimate")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--prior", default=None,
+                   help="prior file pattern, e.g. priors/{domain}.safetensors (default: shipped)")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 s per attack")
     p.add_argument("--json", default=None)
     a = p.parse_args()
@@ -141,7 +152,8 @@ def main() -> None:
     for domain in a.domains.split(","):
         for model_name in a.models.split(","):
             for batch in [int(b) for b in a.batch_sizes.split(",")]:
-                cells = [run_cell(domain, model_name, batch, s, seconds, a.defense, attacks)
+                cells = [run_cell(domain, model_name, batch, s, seconds, a.defense, attacks,
+                                  a.prior)
                          for s in seeds]
                 for name in attacks:
                     vals = [c[name] for c in cells]
