@@ -59,6 +59,16 @@ def create(
     return model
 
 
+def parameter_count(name: str, **kwargs: Any) -> int:
+    """Parameters of ``create(name, **kwargs)``, counted on the ``meta`` device (no memory).
+
+    Lets a caller refuse an oversized model described by an untrusted file before building it.
+    """
+    with torch.device("meta"):
+        model = create(name, seed=None, **{k: v for k, v in kwargs.items() if k != "seed"})
+    return sum(p.numel() for p in model.parameters())
+
+
 def available() -> list[str]:
     """Names of the zoo's models."""
     return MODELS.available()

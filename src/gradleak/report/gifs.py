@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from gradleak.report.grids import BACKGROUND, PAD, TEXT, compose, font, match_order, to_uint8
+from gradleak.safeio import write_with
 from gradleak.types import Reconstruction
 
 
@@ -60,8 +61,6 @@ def write_gif(path: str | Path, frames: Sequence[Image.Image], *, fps: float = 8
     """
     if not frames:
         raise ValueError("a GIF needs at least one frame")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     step = int(round(1000 / fps))
     durations = [step] * (len(frames) - 1) + [max(step, int(hold_last * 1000))]
     # adaptive palette per frame with dithering: smooth photos keep their gradients
@@ -70,16 +69,18 @@ def write_gif(path: str | Path, frames: Sequence[Image.Image], *, fps: float = 8
                                   dither=Image.Dither.FLOYDSTEINBERG)
         for f in frames
     ]
-    pal[0].save(
-        out,
-        format="GIF",
-        save_all=True,
-        append_images=pal[1:],
-        duration=durations,
-        loop=0,
-        disposal=1,
+    return write_with(
+        path,
+        lambda f: pal[0].save(
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=pal[1:],
+            duration=durations,
+            loop=0,
+            disposal=1,
+        ),
     )
-    return out
 
 
 def _snapshot_iterations(rec: Reconstruction) -> list[int]:

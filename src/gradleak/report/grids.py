@@ -20,6 +20,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from gradleak.safeio import write_with
+
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
 PAD = 4
@@ -213,8 +215,6 @@ def save_grid(
     Returns:
         The path written.
     """
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(images, truth, labels=labels, truth_labels=truth_labels, title=title,
-               match=match).save(out, format="PNG")
-    return out
+    picture = grid_image(images, truth, labels=labels, truth_labels=truth_labels, title=title,
+                         match=match)
+    return write_with(path, lambda f: picture.save(f, format="PNG"))

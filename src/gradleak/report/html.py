@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gradleak.errors import ConfigError
+from gradleak.safeio import write_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -147,7 +148,4 @@ def write_page(
     path: str | Path, title: str, sections: Sequence[Section], *, subtitle: str = ""
 ) -> Path:
     """Writes :func:`render_page` to ``path`` (folders are created) and returns it."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(title, sections, subtitle=subtitle), encoding="utf-8")
-    return out
+    return write_text(path, render_page(title, sections, subtitle=subtitle))

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gradleak.safeio import write_with
 from gradleak.types import Trace
 
 
@@ -51,8 +52,6 @@ def save_loss_plot(
     data = loss_matrix(trace.losses)
     if data.size == 0 or not np.isfinite(data).any():
         return None
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(6, 3.6), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -80,5 +79,4 @@ def save_loss_plot(
     if data.shape[1] > 1:
         ax.legend(fontsize=8, ncol=min(4, math.ceil(data.shape[1] / 2)))
     fig.tight_layout()
-    fig.savefig(out, format="png")
-    return out
+    return write_with(path, lambda f: fig.savefig(f, format="png"))

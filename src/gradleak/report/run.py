@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,11 +33,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gradleak import safeio
 from gradleak.errors import DataError
 from gradleak.report.gifs import save_progress_gif
 from gradleak.report.grids import save_grid
 from gradleak.report.html import Section, write_page
 from gradleak.report.plots import save_loss_plot
+from gradleak.report.run_checks import check_object, check_run_tensors, check_trace
+from gradleak.schema import DEFAULT_LIMITS
 from gradleak.types import GroundTruth, Reconstruction, Trace
 
 GRID = "grid.png"
@@ -84,8 +86,7 @@ def scores_dict(scores: Any) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(to_jsonable(data), indent=2) + "\n", encoding="utf-8")
-    return path
+    return safeio.write_json(path, to_jsonable(data))
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _metrics(rec: Reconstruction, truth: GroundTruth | None, scores: Any) -> dic
 
 
 def _save_tensors(out: Path, rec: Reconstruction, truth: GroundTruth | None) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     t: dict[str, Tensor] = {"images": rec.images}
     if rec.labels is not None:
@@ -125,7 +126,8 @@ def _save_tensors(out: Path, rec: Reconstruction, truth: GroundTruth | None) -> 
     snaps = rec.trace.snapshots
     if snaps and all(s.shape == snaps[0].shape for s in snaps):
         t["snapshots"] = torch.stack(list(snaps))
-    save_file({k: v.detach().cpu().contiguous() for k, v in t.items()}, str(out / TENSORS))
+    safeio.write_bytes(out / TENSORS, save({k: v.detach().cpu().contiguous()
+                                            for k, v in t.items()}))
     tr = rec.trace
     _write_json(
         out / TRACE,
@@ -246,8 +248,7 @@ def write_run(
     Returns:
         The path of ``index.html``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = safeio.ensure_dir(out_dir)
     if scores is None and truth is not None:
         from gradleak.metrics import evaluate
 
@@ -278,45 +279,52 @@ def load_run(run_dir: str | Path) -> RunData:
             corrupt.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     src = Path(run_dir)
     need = [src / TRACE, src / TENSORS]
-    if not all(p.is_file() for p in need):
+    if not all(p.is_file() or p.is_symlink() for p in need):
         raise DataError(
             f"{src} is not a gradleak run folder (needs {TRACE} and {TENSORS}); "
             "write one with `gradleak attack --out DIR` or gradleak.report.write_run"
         )
-    try:
-        tr = json.loads((src / TRACE).read_text(encoding="utf-8"))
-        t = load_file(str(src / TENSORS))
-        metrics = json.loads((src / METRICS).read_text()) if (src / METRICS).is_file() else {}
-        config = json.loads((src / CONFIG).read_text()) if (src / CONFIG).is_file() else {}
-    except (json.JSONDecodeError, SafetensorError, OSError) as exc:
-        raise DataError(f"{src} is corrupt ({exc}); write the run again") from exc
-    if tr.get("format") != RUN_FORMAT or "images" not in t:
+    raw = safeio.read_json(src / TRACE)
+    if not isinstance(raw, dict) or raw.get("format") != RUN_FORMAT:
         raise DataError(f"{src / TRACE} is not a {RUN_FORMAT} trace")
+    tr = check_trace(raw, src / TRACE)
+    try:
+        t = load(safeio.read_bytes(src / TENSORS, max_bytes=DEFAULT_LIMITS.max_file_bytes))
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise DataError(f"{src / TENSORS} is corrupt ({exc}); write the run again") from exc
+    check_run_tensors(t, src / TENSORS)
+    optional = {name: check_object(safeio.read_json(src / name), src / name)
+                if (src / name).exists() or (src / name).is_symlink() else {}
+                for name in (METRICS, CONFIG)}
+    metrics, config = optional[METRICS], optional[CONFIG]
+    attack_cfg = config.get("attack_config", {})
+    if not isinstance(attack_cfg, Mapping):
+        raise DataError(f"{src / CONFIG}: field 'attack_config' must be a JSON object")
     snaps = list(t["snapshots"].unbind(0)) if "snapshots" in t else []
     trace = Trace(
-        losses=[[float(v) for v in row] for row in tr.get("losses", [])],
-        snapshot_iterations=list(tr.get("snapshot_iterations", [])),
+        losses=tr.get("losses", []),
+        snapshot_iterations=tr.get("snapshot_iterations", []),
         snapshots=snaps,
-        restart_scores=[float(v) for v in tr.get("restart_scores", [])],
-        best_restart=int(tr.get("best_restart", 0)),
-        wall_time=float(tr.get("wall_time", 0.0)),
+        restart_scores=tr.get("restart_scores", []),
+        best_restart=tr.get("best_restart", 0),
+        wall_time=tr.get("wall_time", 0.0),
     )
     rec = Reconstruction(
         images=t["images"],
         labels=t.get("labels"),
-        attack=str(tr.get("attack", config.get("attack", "unknown"))),
-        config=dict(config.get("attack_config", {})),
+        attack=str(tr.get("attack", config.get("attack", "unknown")))[:100],
+        config=dict(attack_cfg),
         trace=trace,
     )
     truth = None
     if "truth_images" in t:
         truth = GroundTruth(images=t["truth_images"], labels=t["truth_labels"])
     return RunData(rec=rec, truth=truth, metrics=metrics, config=config,
-                   title=str(config.get("title", "gradleak run")))
+                   title=str(config.get("title", "gradleak run"))[:1000])
 
 
 def rerender(run_dir: str | Path) -> Path:
@@ -327,7 +335,7 @@ def rerender(run_dir: str | Path) -> Path:
     Returns:
         The path of ``index.html``.
     """
-    src = Path(run_dir)
+    src = safeio.ensure_dir(run_dir)
     data = load_run(src)
     files = render_figures(src, data)
     files.update({"tensors": TENSORS, "trace": TRACE})
