@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from gradleak.report.gifs import GifPanel, save_side_by_side_gif
 from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section, write_page
 from gradleak.report.run import to_jsonable, write_run
+from gradleak.safeio import ensure_dir, write_json, write_with
 from gradleak.types import GroundTruth, Observation, Reconstruction
 
 #: Makes a progress callback for a named attack run (None: no progress display).
@@ -196,8 +196,9 @@ def mlp_l2_vs_cosine(ctx: DemoContext) -> SectionResult:
     caps = [[f"label {int(truth.labels[0])}"]] + [
         [f"{psnr_per_image(truth.images, r.rec.images)[0]:.1f} dB"] for r in runs.values()
     ]
-    compose([to_uint8(x) for x in rows], row_names=["truth", "l2", "cosine"],
-            captions=caps).save(ctx.out / grid)
+    picture = compose([to_uint8(x) for x in rows], row_names=["truth", "l2", "cosine"],
+                      captions=caps)
+    write_with(ctx.out / grid, lambda f: picture.save(f, format="PNG"), root=ctx.out)
     l2, cos = runs["l2"], runs["cosine"]
     better = "cosine" if cos.psnr > l2.psnr else "l2"
     if min(l2.psnr, cos.psnr) >= 30:
@@ -354,8 +355,7 @@ def run_demo(
     Returns:
         A :class:`DemoResult` with the page path, console rows and metrics.
     """
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = ensure_dir(out)
     ctx = DemoContext(out=root, quick=quick, seed=seed)
     if callback is not None:
         ctx.callback = callback
@@ -382,13 +382,13 @@ def run_demo(
         torch.set_num_threads(saved_threads)
     wall = time.perf_counter() - t0
     metrics["wall_time_s"] = wall
-    (root / "metrics.json").write_text(json.dumps(to_jsonable(metrics), indent=2) + "\n")
+    write_json(root / "metrics.json", to_jsonable(metrics))
     config = {"quick": quick, "seed": seed, "threads": used_threads,
               "sections": [p.key for p in todo],
               "budgets": {"mlp_iterations": MLP_ITERATIONS, "ig_lenet": IG_LENET,
                           "idlg": IDLG, "use": "quick" if quick
                           else "full"}}
-    (root / "config.json").write_text(json.dumps(to_jsonable(config), indent=2) + "\n")
+    write_json(root / "config.json", to_jsonable(config))
     page.append(Section("Files", links=[("metrics.json", "metrics.json (every number)"),
                                         ("config.json", "config.json (budgets, seed)")]))
     index = write_page(

@@ -16,6 +16,7 @@ import torch
 
 from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section
+from gradleak.safeio import ensure_dir, write_with
 
 if TYPE_CHECKING:
     from gradleak.demo import DemoContext, SectionResult
@@ -43,7 +44,7 @@ def bias_ambiguity(ctx: DemoContext) -> SectionResult:
 
     key = "bias_ambiguity"
     folder = ctx.out / key
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder, root=ctx.out)
     images, labels = gl.data.load("sample", size=32, n=2, seed=ctx.seed, unique_labels=True)
     table, rows, names, captions = [], [], [], []
     metrics: dict[str, object] = {}
@@ -72,7 +73,7 @@ def bias_ambiguity(ctx: DemoContext) -> SectionResult:
                      [f"row {i}" for i in range(len(row_imgs))]]
     picture = compose([to_uint8(images)] + rows, row_names=["truth"] + names,
                       captions=[["", ""]] + captions, title="bias attack, batch 2")
-    picture.save(folder / "grid.png")
+    write_with(folder / "grid.png", lambda f: picture.save(f, format="PNG"), root=ctx.out)
     sec = Section(
         "The bias attack and the batch-2 ambiguity",
         text=("Batch 1: the first layer's weight gradient divided by its bias gradient is the "

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from gradleak.attacks.analytic._common import find_first_linear, unnormalize
 from gradleak.attacks.analytic.bias import least_squares_input, row_recoveries
 from gradleak.errors import ConfigError
+from gradleak.safeio import write_with
 from gradleak.simulate import simulate
 from gradleak.types import Normalization
 
@@ -132,8 +133,6 @@ def write_ambiguity_png(amb: Batch2Ambiguity, path: str | Path, *, examples: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     inside = torch.nonzero((amb.weights >= 0) & (amb.weights <= 1)).flatten()
     pool = inside if len(inside) >= examples else torch.arange(len(amb.weights))
     order = pool[torch.argsort(amb.weights[pool])]
@@ -169,6 +168,7 @@ def write_ambiguity_png(amb: Batch2Ambiguity, path: str | Path, *, examples: int
         fontsize=9,
     )
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    try:
+        return write_with(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)

@@ -16,6 +16,7 @@ from gradleak.experiments.batch_discard.ablation import (
     ablation_settings,
 )
 from gradleak.experiments.batch_discard.settings import BN_MODES, Settings, attack_overrides
+from gradleak.safeio import write_with
 
 #: how the page describes the server's model
 MODEL_TEXT = {"convnet": "IG's architecture, 8 blocks", "convnet_small": "3 blocks"}
@@ -43,9 +44,7 @@ def save_plot(path: Path, series: Mapping[str, tuple[list[int], list[float | Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return write_with(path, lambda f: fig.savefig(f, format="png"))
 
 
 def series_of(rows: list[dict[str, Any]], key: str, group: Sequence[str], value: str

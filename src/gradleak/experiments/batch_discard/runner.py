@@ -17,6 +17,7 @@ from gradleak.experiments.batch_discard.ablation import ablation_study
 from gradleak.experiments.batch_discard.page import save_plot, series_of, write_experiment_page
 from gradleak.experiments.batch_discard.parts import attack_study, label_study
 from gradleak.experiments.batch_discard.settings import NAME, Settings, resolve_settings
+from gradleak.safeio import ensure_dir, write_text
 
 
 @register_experiment(NAME)
@@ -38,8 +39,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
         >>> page = run_experiment("batch-discard", "runs/bd", quick=True)   # doctest: +SKIP
     """
     s = resolve_settings(quick, settings)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out)
     threads = torch.get_num_threads()
     if s.threads is not None:
         # tiny models run faster on one thread (and far faster on a busy machine)
@@ -76,7 +76,7 @@ def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
               ylim=(-0.02, 1.02))
     seconds = time.perf_counter() - t0
     results["seconds"] = seconds
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2))
+    write_text(out / "results.json", json.dumps(_jsonable(results), indent=2))
     return write_experiment_page(out, s, results, seconds)
 
 
