@@ -255,13 +255,13 @@ def read_bytes(path: str | Path, *, max_bytes: int) -> bytes:
     return data
 
 
-def read_json(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """Parses a JSON file read with :func:`read_bytes`.
+def read_json(path: str | Path, *, max_bytes: int | None = None) -> Any:
+    """Parses a JSON file read with :func:`read_bytes` (at most :data:`MAX_JSON_BYTES`).
 
     Raises:
         DataError: unreadable (see :func:`read_bytes`), not UTF-8, or not valid JSON.
     """
-    raw = read_bytes(path, max_bytes=max_bytes)
+    raw = read_bytes(path, max_bytes=MAX_JSON_BYTES if max_bytes is None else max_bytes)
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int digits
