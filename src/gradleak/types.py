@@ -50,6 +50,16 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
+def check_model_finite(model: nn.Module) -> None:
+    """Raises :class:`ObservationError` naming the first parameter or buffer with NaN/inf."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ObservationError(
+                f"model tensor {name!r} contains NaN or inf; the model is corrupt "
+                "(check how it was trained or loaded)"
+            )
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the server sees of one client in one round.
@@ -93,6 +103,7 @@ class Observation:
 
     def __post_init__(self) -> None:
         self._check_settings()
+        check_model_finite(self.model)
         params = trainable_parameters(self.model)
         if len(params) != len(self.update):
             raise ObservationError(
@@ -113,11 +124,6 @@ class Observation:
             if not torch.isfinite(u).all():
                 raise ObservationError(
                     f"update tensor {name!r} contains NaN or inf; the client update is corrupt"
-                )
-        for name, t in [*self.model.named_parameters(), *self.model.named_buffers()]:
-            if t.is_floating_point() and not torch.isfinite(t).all():
-                raise ObservationError(
-                    f"model tensor {name!r} contains NaN or inf; the server's model is corrupt"
                 )
         if self.labels is not None:
             lab = self.labels

@@ -7,11 +7,13 @@ Every optimisation recipe (``dlg``, ``idlg``, ``ig``, ``gradinversion``, ...) is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from gradleak.errors import ConfigError
+from gradleak.schema import Float, check
 
 __all__ = ["OptimizationConfig"]
 
@@ -108,10 +110,9 @@ class OptimizationConfig:
         positive_int("warmup", self.warmup, 0)
         if self.snapshot_every is not None:
             positive_int("snapshot_every", self.snapshot_every, 0)
-        if not isinstance(self.lr, int | float) or not self.lr > 0:
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        if not isinstance(self.langevin, int | float) or self.langevin < 0:
-            raise ConfigError(f"langevin must be >= 0, got {self.langevin!r}")
+        # finite, not bool/str/NaN (NaN passed a plain `< 0` test)
+        check(Float(0.0, lo_open=True), self.lr, "lr", error=ConfigError)
+        check(Float(0.0), self.langevin, "langevin", error=ConfigError)
         for fname, reg in (
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
@@ -135,8 +136,10 @@ class OptimizationConfig:
                 vals = [float(v) for v in lw]
             except (TypeError, ValueError):
                 raise ConfigError("layer_weights must be a name or a sequence of numbers") from None
-            if any(v < 0 for v in vals) or not any(v > 0 for v in vals):
-                raise ConfigError("layer_weights must be >= 0 with at least one positive")
+            if not all(math.isfinite(v) and v >= 0 for v in vals) or not any(v > 0 for v in vals):
+                raise ConfigError(
+                    "layer_weights must be finite and >= 0 with at least one positive"
+                )
             object.__setattr__(self, "layer_weights", tuple(vals))
         if self.batching not in ("auto", "vmap", "loop"):
             raise ConfigError(f"batching must be 'auto', 'vmap' or 'loop', got {self.batching!r}")
