@@ -40,6 +40,7 @@ from rich.progress import (
 from rich.table import Table
 
 from gradleak.errors import ConfigError, DataError, GradleakError
+from gradleak.safeio import check_out_dir
 
 app = typer.Typer(
     name="gradleak",
@@ -310,6 +311,7 @@ def attack(
     from gradleak.report import write_run
 
     _load_all()
+    check_out_dir(out)  # a file, a symlink or an unwritable folder fails before the attack
     overrides = parse_assignments(set_ or [])
     model_kwargs = parse_assignments(model_opt or [], "--model-opt")
     defense_spec = parse_defense(defense)

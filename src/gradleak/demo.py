@@ -37,7 +37,7 @@ from gradleak.report.gifs import GifPanel, save_side_by_side_gif
 from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section, write_page
 from gradleak.report.run import to_jsonable, write_run
-from gradleak.safeio import ensure_dir, write_json, write_with
+from gradleak.safeio import check_out_dir, write_json, write_with
 from gradleak.types import GroundTruth, Observation, Reconstruction
 
 #: Makes a progress callback for a named attack run (None: no progress display).
@@ -355,7 +355,7 @@ def run_demo(
     Returns:
         A :class:`DemoResult` with the page path, console rows and metrics.
     """
-    root = ensure_dir(out)
+    root = check_out_dir(out)
     ctx = DemoContext(out=root, quick=quick, seed=seed)
     if callback is not None:
         ctx.callback = callback

@@ -66,7 +66,7 @@ def _lstat(path: Path) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise DataError(f"cannot inspect {path} ({exc})") from exc
+        raise DataError(f"cannot use {path} ({exc}); choose another path") from exc
 
 
 def _refuse_link(path: Path, what: str) -> os.stat_result | None:
