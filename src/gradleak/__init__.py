@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "defenses": "gradleak.defenses",
     "report": "gradleak.report",
     "experiments": "gradleak.experiments",
+    "schema": "gradleak.schema",
+    "threads": "gradleak.threads",
 }
 
 __all__ = [

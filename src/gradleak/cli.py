@@ -41,6 +41,9 @@ from rich.table import Table
 
 from gradleak.errors import ConfigError, DataError, GradleakError
 from gradleak.safeio import check_out_dir
+from gradleak.threads import resolve_threads, use_threads
+
+THREADS_HELP = "torch CPU threads (default: $OMP_NUM_THREADS, else 1; 0: one per core)."
 
 app = typer.Typer(
     name="gradleak",
@@ -302,9 +305,7 @@ def attack(
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder of the run report.")] = Path("runs/attack"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    threads: Annotated[
-        int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")
-    ] = 0,
+    threads: Annotated[int | None, typer.Option(min=0, help=THREADS_HELP)] = None,
 ) -> None:
     """Simulate one client on bundled images, attack its update and write a report."""
     import gradleak as gl
@@ -312,6 +313,7 @@ def attack(
 
     _load_all()
     check_out_dir(out)  # a file, a symlink or an unwritable folder fails before the attack
+    threads = use_threads(threads)  # before any torch work (gradleak.threads: the trap)
     overrides = parse_assignments(set_ or [])
     model_kwargs = parse_assignments(model_opt or [], "--model-opt")
     defense_spec = parse_defense(defense)
@@ -339,10 +341,6 @@ def attack(
     obs, truth = gl.simulate(net, images, labels, defense=defense_spec,
                              local_steps=local_steps, local_lr=local_lr,
                              share_labels=share_labels, seed=seed)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     err = _err_console()
     bars = ProgressBars(err, enabled=progress)
     t0 = time.perf_counter()
@@ -357,7 +355,7 @@ def attack(
         "data": data, "data_root": str(data_root) if data_root else None, "size": size,
         "seed": seed, "share_labels": share_labels,
         "local_steps": local_steps, "local_lr": local_lr, "defense": defense_spec,
-        "threads": threads or None,
+        "threads": threads,
     }
     index = write_run(out, rec, truth, scores, config=run_config,
                       title=f"{attack_name} on {model}, batch {batch_size}")
@@ -379,9 +377,7 @@ def demo(
     quick: Annotated[bool, typer.Option(help="Tiny budgets (seconds; for tests).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of data and attacks.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    threads: Annotated[
-        int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")
-    ] = 1,
+    threads: Annotated[int | None, typer.Option(min=0, help=THREADS_HELP)] = None,
 ) -> None:
     """Reproduce the headline experiment: l2 vs cosine matching on a 4-layer MLP, and more."""
     from gradleak.demo import run_demo
@@ -393,7 +389,7 @@ def demo(
     with bars.live():
         result = run_demo(out, quick=quick, seed=seed, callback=bars.callback,
                           log=lambda s: err.print(s, soft_wrap=True),
-                          threads=threads or None)
+                          threads=resolve_threads(threads) or None)
     wall = time.perf_counter() - t0
     con = _out_console()
     con.print(summary_table(f"gradleak demo ({'quick' if quick else 'full'}, {wall:.0f} s)",
