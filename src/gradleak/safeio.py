@@ -42,6 +42,7 @@ from gradleak.errors import DataError
 __all__ = [
     "MAX_JSON_BYTES",
     "check_out_dir",
+    "check_target",
     "ensure_dir",
     "read_bytes",
     "read_json",
@@ -94,7 +95,9 @@ def _components(path: Path, root: Path | None) -> list[Path]:
     return out
 
 
-def ensure_dir(path: str | Path, *, root: str | Path | None = None) -> Path:
+def ensure_dir(
+    path: str | Path, *, root: str | Path | None = None, create: bool = True
+) -> Path:
     """Creates the folder ``path`` (and missing parents) and checks it is a real folder.
 
     Args:
@@ -102,6 +105,7 @@ def ensure_dir(path: str | Path, *, root: str | Path | None = None) -> Path:
         root: when given, ``path`` must lie inside it and no folder from ``root`` down to
             ``path`` may be a symbolic link; without it only ``path`` itself is checked
             (folders above it are the user's choice).
+        create: create missing folders; when False a missing folder is an error.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -113,6 +117,8 @@ def ensure_dir(path: str | Path, *, root: str | Path | None = None) -> Path:
     out = Path(path)
     for folder in _components(out, None if root is None else Path(root)):
         st = _refuse_link(folder, "folder")
+        if st is None and not create:
+            raise DataError(f"the folder {folder} does not exist")
         if st is None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -159,6 +165,21 @@ def _folder_fd(folder: Path) -> Iterator[int | None]:
         os.close(fd)
 
 
+def check_target(path: str | Path) -> Path:
+    """Checks that ``path`` may be (re)written: absent, or a regular file that is not a link.
+
+    Lets a writer refuse a planted link before it does any work.
+
+    Raises:
+        DataError: ``path`` is a symbolic link, a folder or another special file.
+    """
+    target = Path(path)
+    st = _refuse_link(target, "target file")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise DataError(f"refusing to replace {target}: it is not a regular file")
+    return target
+
+
 def write_bytes(path: str | Path, data: bytes, *, root: str | Path | None = None) -> Path:
     """Writes ``data`` to ``path`` atomically, never through a symbolic link.
 
@@ -174,9 +195,7 @@ def write_bytes(path: str | Path, data: bytes, *, root: str | Path | None = None
     """
     target = Path(path)
     folder = ensure_dir(target.parent, root=root)
-    st = _refuse_link(target, "target file")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise DataError(f"refusing to replace {target}: it is not a regular file")
+    check_target(target)
     tmp_name = f".{target.name}.{secrets.token_hex(6)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
     with _folder_fd(folder) as dfd:

@@ -124,3 +124,20 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
         safeio.write_with(target, boom)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+def test_report_refuses_before_redrawing_anything(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    victim = _victim(tmp_path)
+    (run / "index.html").unlink()
+    (run / "index.html").symlink_to(victim)
+    grid = (run / "grid.png").stat()
+    with pytest.raises(DataError, match="symbolic link"):
+        rerender(run)
+    assert (run / "grid.png").stat().st_mtime_ns == grid.st_mtime_ns
+
+
+def test_report_of_a_missing_folder_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        rerender(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()

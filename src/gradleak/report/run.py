@@ -249,6 +249,8 @@ def write_run(
         The path of ``index.html``.
     """
     out = safeio.ensure_dir(out_dir)
+    for name in (METRICS, CONFIG, TENSORS, TRACE, GRID, PROGRESS, LOSS, INDEX):
+        safeio.check_target(out / name)  # refuse planted links before any work
     if scores is None and truth is not None:
         from gradleak.metrics import evaluate
 
@@ -335,7 +337,9 @@ def rerender(run_dir: str | Path) -> Path:
     Returns:
         The path of ``index.html``.
     """
-    src = safeio.ensure_dir(run_dir)
+    src = safeio.ensure_dir(run_dir, create=False)
+    for name in (GRID, PROGRESS, LOSS, INDEX):  # refuse planted links before any work
+        safeio.check_target(src / name)
     data = load_run(src)
     files = render_figures(src, data)
     files.update({"tensors": TENSORS, "trace": TRACE})
