@@ -11,9 +11,24 @@ machine's load hit every column alike. "default" is the count torch picks at sta
 per core, or ``$OMP_NUM_THREADS``); this script is therefore run with ``OMP_NUM_THREADS``
 unset. ``--extra 4`` adds an oversubscribed column.
 
-Measured on a shared 2-core machine (load average about 8 from other processes; so torch's
-default is 2 and the "2" and "default" columns are the same setting measured twice), 40
-iterations, 5 repeats, seed 0: see ``benchmarks/README.md`` / the lead's report for the table.
+Measured on a shared 2-core machine (torch's default is 2 there, so the "2" and "default"
+columns are the same setting measured twice), seed 0, ``OMP_NUM_THREADS`` unset:
+
+load average 10.8, 20 iterations, 3 repeats (the defaults)::
+
+    | model (batch)     | 1 it/s | 2 it/s | default (2) it/s | 2 vs 1       | default vs 1 |
+    | lenet (1)         |   35.2 |    1.1 |              2.2 | 32.0x slower | 16.0x slower |
+    | convnet_small (8) |    7.5 |    0.4 |              0.5 | 16.8x slower | 16.3x slower |
+
+load average 10.0, 10 iterations, 1 repeat::
+
+    | lenet (1)         |   99.6 |    2.2 |              2.3 | 45.9x slower | 43.8x slower |
+    | convnet_small (8) |   16.0 |    0.8 |              0.4 | 20.7x slower | 39.4x slower |
+
+On a busy machine one thread is 16-46x faster for these models, which is why the CLI
+defaults to one (:mod:`gradleak.threads`). The numbers move with the machine's load (the
+first row's one-thread speed is 35 vs 100 it/s in the two runs); the ratio is what to read.
+Not measured here: an idle many-core machine, where larger models may gain from threads.
 
 Usage:
     env -u OMP_NUM_THREADS python benchmarks/threads.py

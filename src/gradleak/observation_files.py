@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from gradleak import safeio
 from gradleak.errors import DataError, GradleakError, ObservationError
-from gradleak.schema import Limits, check, check_channels, observation_meta_schema
+from gradleak.schema import Limits, check, check_observation_meta, observation_meta_schema
 
 if TYPE_CHECKING:
     from gradleak.types import Observation
@@ -93,7 +93,7 @@ def read_observation(
     if not isinstance(raw, dict) or raw.get("format") != OBSERVATION_FORMAT:
         raise DataError(f"{meta_file} is not a gradleak observation ({OBSERVATION_FORMAT})")
     meta = check(observation_meta_schema(limits), raw, source=str(meta_file))
-    check_channels(meta, str(meta_file), limits)
+    check_observation_meta(meta, str(meta_file), limits)
     if meta["loss"] not in LOSSES:
         raise DataError(f"{meta_file}: field 'loss' names the unknown loss {meta['loss']!r}; "
                         f"known: {', '.join(LOSSES.available())}")

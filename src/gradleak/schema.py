@@ -302,7 +302,9 @@ def observation_meta_schema(limits: Limits = DEFAULT_LIMITS) -> Record:
     )
 
 
-def check_channels(meta: Mapping[str, Any], where: str, limits: Limits = DEFAULT_LIMITS) -> None:
+def check_observation_meta(
+    meta: Mapping[str, Any], where: str, limits: Limits = DEFAULT_LIMITS
+) -> None:
     """Cross-field checks of observation metadata (channels vs normalisation)."""
     channels = meta["data_shape"][0]
     if channels > limits.max_channels:
