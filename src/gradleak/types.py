@@ -34,8 +34,10 @@ class Normalization:
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std):
             raise ObservationError("normalization mean and std need one value per channel")
-        if any(s <= 0 for s in self.std):
-            raise ObservationError("normalization std must be positive")
+        for i, (m, s) in enumerate(zip(self.mean, self.std, strict=True)):
+            check(Float(), m, f"normalization.mean[{i}]", error=ObservationError)
+            check(Float(0.0, lo_open=True), s, f"normalization.std[{i}]",
+                  error=ObservationError)
 
     def apply(self, x: Tensor) -> Tensor:
         """Normalises a (..., C, H, W) tensor."""

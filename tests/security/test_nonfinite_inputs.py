@@ -69,6 +69,19 @@ def test_simulate_settings(kwargs: dict[str, Any], fragment: str) -> None:
         gl.simulate(model, x, y, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("mean", "std", "fragment"),
+    [((0.5,) * 3, (0.2, math.nan, 0.2), r"std\[1\]"), ((0.5, math.inf, 0.5), (0.2,) * 3,
+                                                      r"mean\[1\]"),
+     ((0.5,) * 3, ("0.2", 0.2, 0.2), r"std\[0\]"), ((0.5,) * 3, (0.2, 0.2, 0.0), r"std\[2\]")],
+)
+def test_normalization_values(mean: tuple[Any, ...], std: tuple[Any, ...],
+                              fragment: str) -> None:
+    model, x, y = _batch()
+    with pytest.raises(ObservationError, match=fragment):
+        gl.simulate(model, x, y, normalization=(mean, std))
+
+
 def test_bool_labels_refused() -> None:
     model, x, _ = _batch()
     with pytest.raises(ObservationError, match="torch.bool"):
