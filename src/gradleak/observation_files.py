@@ -32,20 +32,20 @@ def _zoo_model(spec: dict[str, Any] | None, limits: Limits, source: Path) -> nn.
             "this observation's model is not from the zoo; pass model=YourModel() to load"
         )
     from gradleak.models import create, parameter_count
+    from gradleak.models.registry import ModelTooLarge
 
     name, kwargs = spec["name"], dict(spec["kwargs"])
     try:
-        count = parameter_count(name, **kwargs)
-        if count > limits.max_parameters:
-            raise DataError(
-                f"{source}: field 'model_spec' describes a {name!r} model with {count:,} "
-                f"parameters, above the ceiling of {limits.max_parameters:,}. If you trust "
-                "this file, load it with limits=gradleak.schema.Limits(max_parameters=N)"
-            )
+        parameter_count(name, max_parameters=limits.max_parameters,
+                        max_modules=limits.max_modules, **kwargs)
         return create(name, **kwargs)
+    except ModelTooLarge as exc:
+        raise DataError(
+            f"{source}: field 'model_spec' describes a model above the ceiling: {exc}. If you "
+            "trust this file, load it with limits=gradleak.schema.Limits(max_parameters=N, "
+            "max_modules=M)"
+        ) from None
     except GradleakError as exc:
-        if isinstance(exc, DataError):
-            raise
         raise DataError(f"{source}: field 'model_spec' is invalid: {exc}") from None
     except (TypeError, ValueError, RuntimeError) as exc:
         raise DataError(

@@ -51,6 +51,8 @@ class Limits:
         max_parameters: parameters a model rebuilt from a file's ``model_spec`` may have,
             checked on the ``meta`` device before any memory is allocated (100 M by
             default: ResNet-50 has 25.6 M).
+        max_modules: submodules plus parameter tensors such a model may have (ResNet-152
+            has about 500 + 470); bounds the time spent building a described model.
         max_local_steps: FedAvg local steps an attack will unroll.
         max_batch_size: batch size (and label count) of an observation or a run.
         max_image_side: height and width of one image.
@@ -60,6 +62,7 @@ class Limits:
     """
 
     max_parameters: int = 100_000_000
+    max_modules: int = 5_000
     max_local_steps: int = 10_000
     max_batch_size: int = 65_536
     max_image_side: int = 4096

@@ -92,6 +92,18 @@ def test_oversized_model_spec_refused_before_allocation(tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < 2.0  # sized on the meta device, nothing allocated
 
 
+def test_very_deep_model_spec_refused_fast(tmp_path: Path) -> None:
+    """Few parameters but a million layers: construction is aborted, not run for minutes."""
+    folder = _saved(tmp_path)
+    spec = {"name": "mlp", "kwargs": {"num_classes": 4, "in_shape": [1, 2, 2], "seed": 0,
+                                      "width": 1, "depth": 1_000_000}}
+    _edit_meta(folder, model_spec=spec)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match="max_modules"):
+        gl.Observation.load(folder)
+    assert time.perf_counter() - t0 < 10.0  # about 1 s; building it took over 9 minutes
+
+
 def test_parameter_ceiling_is_explicit_and_raisable(tmp_path: Path) -> None:
     folder = _saved(tmp_path)
     with pytest.raises(DataError, match="parameters"):
