@@ -128,3 +128,28 @@ def test_oversized_json_refused(pristine: dict[str, bytes], tmp_path: Path,
     monkeypatch.setattr(safeio, "MAX_JSON_BYTES", 10)
     with pytest.raises(DataError, match="bytes"):
         load_run(run)
+
+
+WEIRD = [None, "x", "7", -1, 10**30, 1e308, float("nan"), True, [], [[None]], {}, {"a": 1}]
+
+
+def test_every_trace_and_config_field_with_every_weird_value(pristine: dict[str, bytes],
+                                                             tmp_path: Path) -> None:
+    """A small deterministic fuzz: only gradleak's own errors may come out, never a raw one."""
+    from gradleak.errors import GradleakError
+
+    run = _copy(pristine, tmp_path)
+    escaped = []
+    for name in ("trace.json", "config.json"):
+        original = json.loads(pristine[name])
+        for field in original:
+            for value in WEIRD:
+                (run / name).write_text(json.dumps({**original, field: value}))
+                try:
+                    load_run(run)
+                except GradleakError:
+                    continue
+                except Exception as exc:  # noqa: BLE001  (the point of the test)
+                    escaped.append((name, field, value, repr(exc)))
+        (run / name).write_bytes(pristine[name])
+    assert not escaped, escaped

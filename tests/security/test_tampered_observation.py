@@ -189,3 +189,32 @@ def test_valid_delta_roundtrip_still_loads(tmp_path: Path) -> None:
     folder = _saved(tmp_path, local_steps=3, local_lr=0.05)
     back = gl.Observation.load(folder)
     assert back.kind == "delta" and back.local_steps == 3 and back.local_lr == 0.05
+
+
+WEIRD = [None, "x", "7", -1, 0, 10**30, 1e308, float("nan"), True, [], [1, "a"], {}, {"a": 1}]
+
+
+def test_every_meta_field_with_every_weird_value(tmp_path: Path) -> None:
+    """A small deterministic fuzz: only gradleak's own errors may come out, never a raw one."""
+    from gradleak.errors import GradleakError
+
+    folder = _saved(tmp_path, normalization=((0.5,) * 3, (0.25,) * 3))
+    pristine = json.loads((folder / "meta.json").read_text())
+    variants = [{**pristine, field: value} for field in pristine for value in WEIRD]
+    for outer, inner in (("model_spec", "kwargs"), ("normalization", None)):
+        holder = pristine[outer][inner] if inner else pristine[outer]
+        for key in holder:
+            for value in WEIRD:
+                meta = json.loads(json.dumps(pristine))
+                (meta[outer][inner] if inner else meta[outer])[key] = value
+                variants.append(meta)
+    escaped = []
+    for meta in variants:
+        (folder / "meta.json").write_text(json.dumps(meta))
+        try:
+            gl.Observation.load(folder)
+        except GradleakError:
+            continue
+        except Exception as exc:  # noqa: BLE001  (the point of the test)
+            escaped.append((meta, repr(exc)))
+    assert not escaped, escaped[:3]
