@@ -44,6 +44,8 @@ _LAZY: dict[str, str] = {
     "report": "gradleak.report",
     "experiments": "gradleak.experiments",
     "generative": "gradleak.generative",
+    "schema": "gradleak.schema",
+    "threads": "gradleak.threads",
 }
 
 __all__ = [

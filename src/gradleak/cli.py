@@ -39,6 +39,9 @@ from gradleak.cli_common import (
     summary_table,
 )
 from gradleak.errors import ConfigError
+from gradleak.threads import resolve_threads
+
+THREADS_HELP = "torch CPU threads (default: $OMP_NUM_THREADS, else 1; 0: one per core)."
 
 __all__ = ["app", "main", "parse_assignments", "parse_defense", "parse_overrides",
            "parse_value", "registered"]
@@ -98,9 +101,7 @@ def attack(
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder of the run report.")] = Path("runs/attack"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    threads: Annotated[
-        int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")
-    ] = 0,
+    threads: Annotated[int | None, typer.Option(min=0, help=THREADS_HELP)] = None,
 ) -> None:
     """Simulate one client on bundled images, attack its update and write a report."""
     import gradleak as gl
@@ -116,7 +117,7 @@ def attack(
         num_classes=num_classes, data=data, data_root=data_root, n=batch_size, size=size,
         attack=attack_name, overrides=overrides, defense=parse_defense(defense),
         local_steps=local_steps, local_lr=local_lr, share_labels=share_labels, seed=seed,
-        threads=threads or None, out=out,
+        threads=resolve_threads(threads) or None, out=out,
     )
     bars = ProgressBars(err_console(), enabled=progress)
     with bars.live():
@@ -139,9 +140,7 @@ def demo(
     quick: Annotated[bool, typer.Option(help="Tiny budgets (seconds; for tests).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of data and attacks.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    threads: Annotated[
-        int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")
-    ] = 1,
+    threads: Annotated[int | None, typer.Option(min=0, help=THREADS_HELP)] = None,
 ) -> None:
     """Reproduce the headline experiment: l2 vs cosine matching on a 4-layer MLP, and more."""
     from gradleak.experiments.demo import run_demo
@@ -153,7 +152,7 @@ def demo(
     with bars.live():
         result = run_demo(out, quick=quick, seed=seed, callback=bars.callback,
                           log=lambda s: err.print(s, soft_wrap=True),
-                          threads=threads or None)
+                          threads=resolve_threads(threads) or None)
     wall = time.perf_counter() - t0
     con = out_console()
     con.print(summary_table(f"gradleak demo ({'quick' if quick else 'full'}, {wall:.0f} s)",

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from gradleak.errors import ConfigError, DataError, GradleakError
+from gradleak.safeio import check_out_dir
 from gradleak.types import GroundTruth, Observation, Reconstruction
 
 if TYPE_CHECKING:  # the attacks package is imported on first use (import gradleak stays fast)
@@ -270,7 +271,7 @@ def attack_observation(
         overrides: config fields of the attack (the rule of :mod:`gradleak.config`).
         seed: the attack's seed.
         callback: receives the attack's progress.
-        out: the run folder (None: no files).
+        out: the run folder (None: no files); checked writable before the attack.
         title: the report's title.
         config: the run settings stored in ``config.json``.
         num_classes: passed to ``evaluate`` (label-count scores over this many classes).
@@ -282,6 +283,8 @@ def attack_observation(
     from gradleak.metrics import evaluate
     from gradleak.report.run import write_run
 
+    if out is not None:
+        check_out_dir(out)  # fail before the attack, not after it
     extra = dict(overrides or {})
     t0 = time.perf_counter()
     rec = reconstruct(obs, attack=attack, seed=seed, callback=callback, **extra)
@@ -314,6 +317,8 @@ def run(spec: RunSpec, *, callback: Callback | None = None) -> RunResult:
     """
     from gradleak.simulate import simulate
 
+    if spec.out is not None:
+        check_out_dir(spec.out)  # a file, a symlink or an unwritable folder fails before work
     with torch_threads(spec.threads):
         images, labels = load_images(spec)
         model = build_model(spec, images, labels)

@@ -17,7 +17,14 @@ from gradleak.defenses import Defense
 from gradleak.defenses import create as create_defense
 from gradleak.errors import ConfigError, ObservationError
 from gradleak.losses import LossFn, get_loss
-from gradleak.types import GroundTruth, Normalization, Observation, trainable_parameters
+from gradleak.schema import Float, Int, check
+from gradleak.types import (
+    GroundTruth,
+    Normalization,
+    Observation,
+    check_model_finite,
+    trainable_parameters,
+)
 
 DefenseSpec = Defense | str | dict[str, Any] | None
 
@@ -34,8 +41,12 @@ def _check_batch(images: Tensor, labels: Tensor) -> None:
         raise ObservationError(
             "images must lie in [0, 1]; pass normalization=... instead of normalised images"
         )
-    if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.dtype.is_floating_point:
-        raise ObservationError("labels must be a 1-D integer tensor of class indices")
+    if (not isinstance(labels, Tensor) or labels.dim() != 1 or labels.dtype.is_floating_point
+            or labels.dtype in (torch.bool, torch.complex64, torch.complex128)):
+        got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else labels
+        raise ObservationError(
+            f"labels must be a 1-D integer tensor of class indices, got {got}"
+        )
     if len(labels) != len(images):
         raise ObservationError(f"{len(images)} images but {len(labels)} labels")
     if len(images) == 0:
@@ -149,10 +160,11 @@ def simulate(
         'gradient'
     """
     _check_batch(images, labels)
-    if local_steps < 1:
-        raise ConfigError("local_steps must be >= 1")
-    if local_batch_size is not None and local_batch_size < 1:
-        raise ConfigError("local_batch_size must be >= 1")
+    check_model_finite(model)
+    check(Int(1, 2**62), local_steps, "local_steps", error=ConfigError)
+    check(Float(0.0, lo_open=True), local_lr, "local_lr", error=ConfigError)
+    if local_batch_size is not None:
+        check(Int(1, 2**62), local_batch_size, "local_batch_size", error=ConfigError)
     if isinstance(normalization, tuple):
         normalization = Normalization(tuple(normalization[0]), tuple(normalization[1]))
     loss_name = str(loss or getattr(model, "gradleak_loss", "cross_entropy"))

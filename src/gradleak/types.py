@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from gradleak.errors import DataError, ObservationError
+from gradleak.errors import ObservationError
+from gradleak.schema import DEFAULT_LIMITS, Float, Int, Limits, Str, check
 
 UpdateKind = Literal["gradient", "delta"]
+OBSERVATION_FORMAT = "gradleak.observation/1"
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,10 @@ class Normalization:
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std):
             raise ObservationError("normalization mean and std need one value per channel")
-        if any(s <= 0 for s in self.std):
-            raise ObservationError("normalization std must be positive")
+        for i, (m, s) in enumerate(zip(self.mean, self.std, strict=True)):
+            check(Float(), m, f"normalization.mean[{i}]", error=ObservationError)
+            check(Float(0.0, lo_open=True), s, f"normalization.std[{i}]",
+                  error=ObservationError)
 
     def apply(self, x: Tensor) -> Tensor:
         """Normalises a (..., C, H, W) tensor."""
@@ -47,6 +50,16 @@ class Normalization:
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """The (name, parameter) pairs a client trains, in ``named_parameters`` order."""
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def check_model_finite(model: nn.Module) -> None:
+    """Raises :class:`ObservationError` naming the first parameter or buffer with NaN/inf."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ObservationError(
+                f"model tensor {name!r} contains NaN or inf; the model is corrupt "
+                "(check how it was trained or loaded)"
+            )
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,8 @@ class Observation:
     model_spec: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        self._check_settings()
+        check_model_finite(self.model)
         params = trainable_parameters(self.model)
         if len(params) != len(self.update):
             raise ObservationError(
@@ -103,26 +118,50 @@ class Observation:
                     f"update tensor {given!r} {tuple(u.shape)} does not match model parameter "
                     f"{name!r} {tuple(p.shape)}; pass the model the gradients were computed on"
                 )
+            if u.dtype != p.dtype:
+                raise ObservationError(
+                    f"update tensor {name!r} is {u.dtype} but the model parameter is {p.dtype}; "
+                    "convert the update or the model so that both use the same precision"
+                )
             if not torch.isfinite(u).all():
                 raise ObservationError(
                     f"update tensor {name!r} contains NaN or inf; the client update is corrupt"
                 )
-        if len(self.data_shape) != 3:
-            raise ObservationError("data_shape must be (C, H, W)")
-        if self.kind not in ("gradient", "delta"):
-            raise ObservationError("kind must be 'gradient' or 'delta'")
-        if self.num_classes < 1:
-            raise ObservationError("num_classes must be positive")
         if self.labels is not None:
             lab = self.labels
-            if lab.dim() != 1 or lab.dtype not in (torch.int64, torch.int32):
-                raise ObservationError("labels must be a 1-D integer tensor")
+            if not isinstance(lab, Tensor) or lab.dim() != 1 or lab.dtype not in (
+                torch.int64, torch.int32
+            ):
+                got = f"{lab.dtype} {tuple(lab.shape)}" if isinstance(lab, Tensor) else type(lab)
+                raise ObservationError(f"labels must be a 1-D integer tensor, got {got}")
             if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= self.num_classes):
                 raise ObservationError(f"labels must lie in [0, {self.num_classes})")
             if self.batch_size is not None and len(lab) != self.batch_size:
                 raise ObservationError("labels and batch_size disagree")
-        if self.local_steps < 1:
-            raise ObservationError("local_steps must be >= 1")
+
+    def _check_settings(self) -> None:
+        """Types and ranges of the scalar fields (no bools for ints, no NaN or strings)."""
+        if not isinstance(self.model, nn.Module):
+            raise ObservationError("model must be a torch.nn.Module")
+        if not isinstance(self.update, tuple) or not all(
+            isinstance(u, Tensor) for u in self.update
+        ):
+            raise ObservationError("update must be a tuple of tensors")
+        big = 2**62
+        if not isinstance(self.data_shape, tuple) or len(self.data_shape) != 3:
+            raise ObservationError(f"data_shape must be (C, H, W), got {self.data_shape!r}")
+        for i, v in enumerate(self.data_shape):
+            check(Int(1, big), v, f"data_shape[{i}]", error=ObservationError)
+        check(Str(choices=("gradient", "delta")), self.kind, "kind", error=ObservationError)
+        check(Int(1, big), self.num_classes, "num_classes", error=ObservationError)
+        for name in ("batch_size", "local_batch_size"):
+            if getattr(self, name) is not None:
+                check(Int(1, big), getattr(self, name), name, error=ObservationError)
+        check(Int(1, big), self.local_steps, "local_steps", error=ObservationError)
+        check(Float(0.0, lo_open=True), self.local_lr, "local_lr", error=ObservationError)
+        check(Str(), self.loss, "loss", error=ObservationError)
+        if not isinstance(self.train_mode, bool):
+            raise ObservationError(f"train_mode must be True or False, got {self.train_mode!r}")
 
     # ------------------------------------------------------------------ convenience
     @property
@@ -152,10 +191,11 @@ class Observation:
 
         No pickle is used. A model outside the zoo must be passed again to :meth:`load`.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
+        from gradleak import safeio
+
+        out = safeio.ensure_dir(path)
         tensors: dict[str, Tensor] = {}
         for k, v in self.model.state_dict().items():
             tensors[f"model.{k}"] = v.detach().cpu().contiguous()
@@ -163,7 +203,7 @@ class Observation:
             tensors[f"update.{name}"] = u.detach().cpu().contiguous()
         if self.labels is not None:
             tensors["labels"] = self.labels.detach().cpu().contiguous()
-        save_file(tensors, str(out / "tensors.safetensors"))
+        safeio.write_bytes(out / "tensors.safetensors", save(tensors))
         meta = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -174,63 +214,30 @@ class Observation:
         )
         meta["param_names"] = list(self.param_names)
         meta["data_shape"] = list(self.data_shape)
-        meta["format"] = "gradleak.observation/1"
-        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+        meta["format"] = OBSERVATION_FORMAT
+        safeio.write_json(out / "meta.json", meta)
         return out
 
     @classmethod
-    def load(cls, path: str | Path, model: nn.Module | None = None) -> Observation:
-        """Loads an observation saved by :meth:`save`.
+    def load(
+        cls, path: str | Path, model: nn.Module | None = None, *, limits: Limits | None = None
+    ) -> Observation:
+        """Loads an observation saved by :meth:`save`, treating the files as untrusted.
+
+        Every field of ``meta.json`` is checked against :func:`gradleak.schema.
+        observation_meta_schema` and a zoo model is sized on the ``meta`` device before it
+        is built, so a tampered file fails with a :class:`DataError` naming the field.
 
         Args:
             path: the folder written by :meth:`save`.
             model: the model architecture (its weights are overwritten with the saved ones);
                 needed when the model is not from the zoo.
+            limits: resource ceilings (:class:`gradleak.schema.Limits`); raise
+                ``max_parameters`` explicitly to load a model larger than 100 M parameters.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from gradleak.observation_files import read_observation
 
-        src = Path(path)
-        meta_file, tensor_file = src / "meta.json", src / "tensors.safetensors"
-        if not meta_file.is_file() or not tensor_file.is_file():
-            raise DataError(
-                f"{src} is not a saved observation (needs meta.json and tensors.safetensors); "
-                "create one with Observation.save()"
-            )
-        try:
-            meta = json.loads(meta_file.read_text())
-            tensors = load_file(str(tensor_file))
-        except (json.JSONDecodeError, SafetensorError, OSError) as exc:
-            raise DataError(f"{src} is corrupt ({exc}); save the observation again") from exc
-        if meta.pop("format", None) != "gradleak.observation/1":
-            raise DataError(f"{meta_file} is not a gradleak observation")
-        if model is None:
-            spec = meta.get("model_spec")
-            if not spec:
-                raise DataError(
-                    "this observation's model is not from the zoo; pass model=YourModel() to load"
-                )
-            from gradleak.models import create
-
-            model = create(spec["name"], **spec["kwargs"])
-        state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ObservationError(
-                f"the saved weights do not fit the model you passed: {exc}"
-            ) from exc
-        norm = meta.pop("normalization")
-        return cls(
-            model=model,
-            update=tuple(tensors[f"update.{n}"] for n in meta["param_names"]),
-            labels=tensors.get("labels"),
-            normalization=Normalization(tuple(norm["mean"]), tuple(norm["std"])) if norm else None,
-            **{  # type: ignore[arg-type]  # JSON metadata, validated by __post_init__
-                k: tuple(v) if k in ("param_names", "data_shape") else v
-                for k, v in meta.items()
-            },
-        )
+        return read_observation(cls, Path(path), model, limits or DEFAULT_LIMITS)
 
 
 @dataclass(frozen=True)

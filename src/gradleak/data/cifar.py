@@ -47,13 +47,22 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+MAX_BATCH_BYTES = 2**30
+"""Largest CIFAR batch file read: 1 GiB (CIFAR-100's ``train`` is 155 MB)."""
+
+
 def read_batch(path: Path) -> dict[str, Any]:
     """Reads one CIFAR pickle file into a dict with ``str`` keys.
 
+    Never ``pickle.load``: :class:`_ArrayUnpickler` rebuilds only containers, numbers,
+    bytes and numpy arrays (every other global is refused), and the file size is bounded.
+
     Raises:
-        DataError: the file is missing, truncated or not a CIFAR batch.
+        DataError: the file is missing, too large, truncated or not a CIFAR batch.
     """
     try:
+        if path.stat().st_size > MAX_BATCH_BYTES:
+            raise DataError(f"{path} is larger than {MAX_BATCH_BYTES} bytes; not a CIFAR batch")
         raw = path.read_bytes()
         obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except FileNotFoundError as exc:
@@ -68,6 +77,10 @@ def read_batch(path: Path) -> dict[str, Any]:
         KeyError,
         ImportError,
         OSError,
+        MemoryError,
+        RecursionError,
+        OverflowError,
+        UnicodeDecodeError,
     ) as exc:
         raise DataError(
             f"{path} is corrupt or not a CIFAR python batch ({type(exc).__name__}: {exc}); "
@@ -79,7 +92,8 @@ def read_batch(path: Path) -> dict[str, Any]:
 
 
 def _names(values: Any) -> tuple[str, ...]:
-    return tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values)
+    return tuple((v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))[:100]
+                 for v in values)
 
 
 class _Cifar(Dataset):
@@ -126,6 +140,20 @@ class _Cifar(Dataset):
         return Pool(labels, names, read, channels=3, native_size=32)
 
 
+def _labels_array(values: Any, path: Path) -> np.ndarray:
+    """The labels as int64, refusing strings, floats, booleans and nested lists."""
+    try:
+        y = np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged lists
+        raise DataError(f"{path} is corrupt: its labels are not a flat list ({exc})") from exc
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise DataError(
+            f"{path} is corrupt: labels must be a flat list of integers, got {y.dtype} "
+            f"{y.shape}"
+        )
+    return y.astype(np.int64)
+
+
 @lru_cache(maxsize=2)
 def _load_cifar(
     folder: str,
@@ -148,8 +176,7 @@ def _load_cifar(
                 f"{base / f} is not a CIFAR batch: it lacks 'data' or '{label_key}' "
                 f"(keys: {sorted(batch)})"
             )
-        x = np.asarray(batch["data"])
-        y = np.asarray(batch[label_key], dtype=np.int64)
+        x, y = np.asarray(batch["data"]), _labels_array(batch[label_key], base / f)
         if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
             raise DataError(
                 f"{base / f} is corrupt: data {x.dtype} {x.shape} with {len(y)} labels "
@@ -163,8 +190,9 @@ def _load_cifar(
     names: tuple[str, ...] = tuple(str(i) for i in range(num_classes))
     if meta_path.is_file():
         meta = read_batch(meta_path)
-        if names_key in meta and len(meta[names_key]) == num_classes:
-            names = _names(meta[names_key])
+        listed = meta.get(names_key)
+        if isinstance(listed, list | tuple) and len(listed) == num_classes:
+            names = _names(listed)
     return np.concatenate(data), np.concatenate(labels), names
 
 

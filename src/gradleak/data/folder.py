@@ -13,6 +13,7 @@ with Pillow's Lanczos filter (antialiased).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,23 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def _decode(path: Path, size: int | None) -> Tensor:
+    """Decodes one image file, refusing decompression bombs and truncated or foreign files.
+
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` is the ceiling: above it Pillow only warns (up to
+    twice the limit), here every image above it is refused before its pixels are decoded.
+    """
     try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                rgb = img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"{path} is too large to decode safely ({exc}); shrink it, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as exc:
         raise DataError(f"{path} is not a readable image ({exc}); remove or replace it") from exc
     return pil_to_tensor(square_resize(rgb, size))
 

@@ -13,6 +13,7 @@ resizes them, ``size=None`` keeps 28.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -35,19 +36,35 @@ _IDX_DTYPES: dict[int, np.dtype[Any]] = {
 }
 
 
+MAX_IDX_BYTES = 2**31
+"""Largest IDX file (after decompression) read into memory: 2 GiB (MNIST's is 47 MB)."""
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes (decompressed for ``.gz``), refusing more than MAX_IDX_BYTES."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read(MAX_IDX_BYTES + 1)
+    if len(raw) > MAX_IDX_BYTES:
+        raise DataError(
+            f"{path} holds more than {MAX_IDX_BYTES} bytes (after decompression); it is not "
+            "an MNIST-style IDX file"
+        )
+    return bytes(raw)
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Reads an IDX file (LeCun's format: magic ``0 0 type ndim``, big-endian dims, data).
 
     Raises:
-        DataError: the file is missing, truncated, or its header does not match its size.
+        DataError: the file is missing, truncated, too large (also as a gzip bomb), or its
+            header does not match its size.
     """
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
+        raw = _read_bounded(path)
     except FileNotFoundError as exc:
         raise DataError(f"{path} is missing") from exc
-    except (OSError, EOFError, zlib.error) as exc:
+    except (OSError, EOFError, zlib.error, MemoryError) as exc:
         raise DataError(f"{path} is corrupt ({exc}); download it again") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number); download it again")
@@ -56,8 +73,10 @@ def read_idx(path: Path) -> np.ndarray:
     if ndim == 0 or len(raw) < header:
         raise DataError(f"{path} is corrupt: truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if ndim > 1 and min(dims[1:]) == 0:
+        raise DataError(f"{path} is corrupt: header dimensions {dims} include a zero")
     dtype = _IDX_DTYPES[raw[2]]
-    expected = int(np.prod(dims)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     if len(raw) - header != expected:
         raise DataError(
             f"{path} is corrupt: header says {dims} ({expected} bytes of data) but the file "
@@ -118,6 +137,8 @@ def _load_idx_pair(
     labels = read_idx(Path(lab_file))
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{img_file} is not an image file (expected uint8 (N, H, W))")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{lab_file} holds {labels.dtype} values; labels must be integers")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(
             f"{lab_file} holds {labels.shape} labels for {len(images)} images in {img_file}"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gradleak.registry import Registry
+from gradleak.safeio import check_out_dir
 
 
 class Experiment(Protocol):
@@ -26,8 +27,7 @@ register_experiment = EXPERIMENTS.register
 
 def run_experiment(name: str, out: str | Path, **kwargs: Any) -> Path:
     """Runs the experiment ``name``, writing under ``out``; returns its HTML page."""
-    path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
+    path = check_out_dir(out)
     return EXPERIMENTS.get(name)(path, **kwargs)
 
 

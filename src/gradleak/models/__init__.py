@@ -4,6 +4,12 @@ Any ``torch.nn.Module`` mapping (N, C, H, W) images to logits works with gradlea
 """
 
 from gradleak.models import cnn6, convnet, lenet, mlp, resnet  # noqa: F401  (registration)
-from gradleak.models.registry import MODELS, available, create, register_model
+from gradleak.models.registry import (
+    MODELS,
+    available,
+    create,
+    parameter_count,
+    register_model,
+)
 
-__all__ = ["MODELS", "available", "create", "register_model"]
+__all__ = ["MODELS", "available", "create", "parameter_count", "register_model"]

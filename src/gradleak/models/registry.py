@@ -59,6 +59,54 @@ def create(
     return model
 
 
+class ModelTooLarge(ConfigError):
+    """A model description exceeds a parameter or module ceiling (see :func:`parameter_count`)."""
+
+
+def parameter_count(
+    name: str, *, max_parameters: int | None = None, max_modules: int | None = None,
+    **kwargs: Any,
+) -> int:
+    """Parameters of ``create(name, **kwargs)``, counted on the ``meta`` device (no memory).
+
+    Lets a caller refuse an oversized model described by an untrusted file before building
+    it. With ceilings, construction is aborted as soon as one is passed (global torch
+    registration hooks count parameters and submodules as they are created), so a very deep
+    description (``depth=10**6``) fails in milliseconds instead of building for minutes.
+
+    Raises:
+        ModelTooLarge: a ceiling is passed.
+    """
+    seen = {"parameters": 0, "modules": 0}
+
+    def on_parameter(_module: nn.Module, _name: str, param: Any) -> None:
+        seen["parameters"] += 0 if param is None else int(param.numel())
+        seen["modules"] += 1  # layers may be built in a list before any is registered
+        if max_parameters is not None and seen["parameters"] > max_parameters:
+            raise ModelTooLarge(f"model {name!r} has more than {max_parameters:,} parameters")
+        if max_modules is not None and seen["modules"] > max_modules:
+            raise ModelTooLarge(f"model {name!r} has more than {max_modules:,} submodules "
+                                "and parameter tensors (max_modules)")
+
+    def on_module(_module: nn.Module, _name: str, _sub: Any) -> None:
+        seen["modules"] += 1
+        if max_modules is not None and seen["modules"] > max_modules:
+            raise ModelTooLarge(f"model {name!r} has more than {max_modules:,} submodules "
+                                "and parameter tensors (max_modules)")
+
+    from torch.nn.modules import module as torch_module
+
+    hooks = [torch_module.register_module_parameter_registration_hook(on_parameter),
+             torch_module.register_module_module_registration_hook(on_module)]
+    try:
+        with torch.device("meta"):
+            model = create(name, seed=None, **{k: v for k, v in kwargs.items() if k != "seed"})
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(p.numel() for p in model.parameters())
+
+
 def available() -> list[str]:
     """Names of the zoo's models."""
     return MODELS.available()

@@ -9,12 +9,12 @@ holds, besides its figures and ``index.html``:
   progress snapshots;
 * ``trace.json``: the loss curves and the rest of the :class:`~gradleak.types.Trace`.
 
-No pickle is used: tensors are safetensors, everything else strict JSON.
+No pickle is used: tensors are safetensors, everything else strict JSON. Reading a folder
+back validates every file (it may come from someone else).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradleak import safeio
 from gradleak.errors import DataError
 from gradleak.persistence.files import write_artifact, write_json
 from gradleak.persistence.jsonio import to_jsonable
+from gradleak.persistence.run_checks import check_object, check_run_tensors, check_trace
+from gradleak.schema import DEFAULT_LIMITS
 from gradleak.types import GroundTruth, Reconstruction, Trace
 
 METRICS = "metrics.json"
@@ -126,47 +129,57 @@ def save_run_data(out: str | Path, data: RunData) -> dict[str, str]:
 def load_run(run_dir: str | Path) -> RunData:
     """Reads a folder written by :func:`gradleak.report.write_run` back into a :class:`RunData`.
 
+    The folder may come from someone else, so every file is read without following symbolic
+    links, with a size ceiling, and validated (:mod:`gradleak.persistence.run_checks`).
+
     Raises:
-        DataError: the folder is not a gradleak run (no ``trace.json`` / tensors) or is
-            corrupt.
+        DataError: the folder is not a gradleak run (no ``trace.json`` / tensors), is
+            corrupt or was tampered with.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     src = Path(run_dir)
     need = [src / TRACE, src / TENSORS]
-    if not all(p.is_file() for p in need):
+    if not all(p.is_file() or p.is_symlink() for p in need):
         raise DataError(
             f"{src} is not a gradleak run folder (needs {TRACE} and {TENSORS}); "
             "write one with `gradleak attack --out DIR` or gradleak.report.write_run"
         )
-    try:
-        tr = json.loads((src / TRACE).read_text(encoding="utf-8"))
-        t = load_file(str(src / TENSORS))
-        metrics = json.loads((src / METRICS).read_text()) if (src / METRICS).is_file() else {}
-        config = json.loads((src / CONFIG).read_text()) if (src / CONFIG).is_file() else {}
-    except (json.JSONDecodeError, SafetensorError, OSError) as exc:
-        raise DataError(f"{src} is corrupt ({exc}); write the run again") from exc
-    if tr.get("format") != RUN_FORMAT or "images" not in t:
+    raw = safeio.read_json(src / TRACE)
+    if not isinstance(raw, dict) or raw.get("format") != RUN_FORMAT:
         raise DataError(f"{src / TRACE} is not a {RUN_FORMAT} trace")
+    tr = check_trace(raw, src / TRACE)
+    try:
+        t = load(safeio.read_bytes(src / TENSORS, max_bytes=DEFAULT_LIMITS.max_file_bytes))
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise DataError(f"{src / TENSORS} is corrupt ({exc}); write the run again") from exc
+    check_run_tensors(t, src / TENSORS)
+    optional = {name: check_object(safeio.read_json(src / name), src / name)
+                if (src / name).exists() or (src / name).is_symlink() else {}
+                for name in (METRICS, CONFIG)}
+    metrics, config = optional[METRICS], optional[CONFIG]
+    attack_cfg = config.get("attack_config", {})
+    if not isinstance(attack_cfg, Mapping):
+        raise DataError(f"{src / CONFIG}: field 'attack_config' must be a JSON object")
     snaps = list(t["snapshots"].unbind(0)) if "snapshots" in t else []
     trace = Trace(
-        losses=[[float(v) for v in row] for row in tr.get("losses", [])],
-        snapshot_iterations=list(tr.get("snapshot_iterations", [])),
+        losses=tr.get("losses", []),
+        snapshot_iterations=tr.get("snapshot_iterations", []),
         snapshots=snaps,
-        restart_scores=[float(v) for v in tr.get("restart_scores", [])],
-        best_restart=int(tr.get("best_restart", 0)),
-        wall_time=float(tr.get("wall_time", 0.0)),
+        restart_scores=tr.get("restart_scores", []),
+        best_restart=tr.get("best_restart", 0),
+        wall_time=tr.get("wall_time", 0.0),
     )
     rec = Reconstruction(
         images=t["images"],
         labels=t.get("labels"),
-        attack=str(tr.get("attack", config.get("attack", "unknown"))),
-        config=dict(config.get("attack_config", {})),
+        attack=str(tr.get("attack", config.get("attack", "unknown")))[:100],
+        config=dict(attack_cfg),
         trace=trace,
     )
     truth = None
     if "truth_images" in t:
         truth = GroundTruth(images=t["truth_images"], labels=t["truth_labels"])
     return RunData(rec=rec, truth=truth, metrics=metrics, config=config,
-                   title=str(config.get("title", "gradleak run")))
+                   title=str(config.get("title", "gradleak run"))[:1000])

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from gradleak.errors import ConfigError
 from gradleak.registry import Registry
+from gradleak.schema import Float, check
 from gradleak.types import Observation
 
 
@@ -75,9 +76,11 @@ def build_priors(spec: Mapping[str, float | Mapping[str, Any]]) -> list[tuple[fl
         cls = PRIORS.get(name)
         if isinstance(value, Mapping):
             settings = dict(value)
-            weight = float(settings.pop("weight", 1.0))
+            raw = settings.pop("weight", 1.0)
         else:
-            settings, weight = {}, float(value)
+            settings, raw = {}, value
+        # a finite number >= 0: no strings, bools, NaN or negative weights
+        weight = check(Float(0.0), raw, f"priors.{name}.weight", error=ConfigError)
         try:
             prior = cls(**settings)
         except TypeError as exc:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gradleak import safeio
 from gradleak.persistence.jsonio import to_jsonable
 from gradleak.persistence.runs import (
     CONFIG,
@@ -63,6 +64,8 @@ DISPLAY_NAMES = {
 def display_name(key: str) -> str:
     """``"label_acc"`` -> ``"label accuracy"``; unknown keys get spaces for underscores."""
     return DISPLAY_NAMES.get(key, key.replace("_", " "))
+
+
 __all__ = ["CONFIG", "METRICS", "RunData", "load_run", "rerender", "render_figures",
            "run_sections", "scores_dict", "to_jsonable", "write_index", "write_run"]
 
@@ -173,8 +176,9 @@ def write_run(
     Returns:
         The path of ``index.html``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = safeio.ensure_dir(out_dir)
+    for name in (METRICS, CONFIG, TENSORS, TRACE, GRID, PROGRESS, LOSS, INDEX):
+        safeio.check_target(out / name)  # refuse planted links before any work
     if scores is None and truth is not None:
         from gradleak.metrics import evaluate
 
@@ -193,7 +197,9 @@ def rerender(run_dir: str | Path) -> Path:
     Returns:
         The path of ``index.html``.
     """
-    src = Path(run_dir)
+    src = safeio.ensure_dir(run_dir, create=False)
+    for name in (GRID, PROGRESS, LOSS, INDEX):  # refuse planted links before any work
+        safeio.check_target(src / name)
     data = load_run(src)
     files = render_figures(src, data)
     files.update({"tensors": TENSORS, "trace": TRACE})

@@ -160,8 +160,10 @@ class OptimizationConfig:
                 vals = [float(v) for v in lw]
             except (TypeError, ValueError):
                 raise ConfigError("layer_weights must be a name or a sequence of numbers") from None
-            if any(v < 0 for v in vals) or not any(v > 0 for v in vals):
-                raise ConfigError("layer_weights must be >= 0 with at least one positive")
+            if not all(math.isfinite(v) and v >= 0 for v in vals) or not any(v > 0 for v in vals):
+                raise ConfigError(
+                    "layer_weights must be finite and >= 0 with at least one positive"
+                )
             object.__setattr__(self, "layer_weights", tuple(vals))
         if not isinstance(self.normalize_distance, bool):
             raise ConfigError(f"normalize_distance must be True or False, got "

@@ -16,6 +16,7 @@ from gradleak.experiments.batch_discard.settings import NAME, Settings, resolve_
 from gradleak.persistence.files import write_json
 from gradleak.persistence.jsonio import to_jsonable
 from gradleak.report.plots import save_series_plot as save_plot
+from gradleak.safeio import ensure_dir
 
 
 @register_experiment(NAME)
@@ -37,8 +38,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
         >>> page = run_experiment("batch-discard", "runs/bd", quick=True)   # doctest: +SKIP
     """
     s = resolve_settings(quick, settings)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out)
     threads = torch.get_num_threads()
     if s.threads is not None:
         # tiny models run faster on one thread (and far faster on a busy machine)

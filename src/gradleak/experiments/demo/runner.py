@@ -22,6 +22,7 @@ from gradleak.experiments.demo.base import (
 from gradleak.persistence.files import write_json
 from gradleak.report.html import Section, write_page
 from gradleak.run import torch_threads
+from gradleak.safeio import check_out_dir
 
 
 @dataclass
@@ -66,8 +67,7 @@ def run_demo(
         >>> result.index
         PosixPath('runs/demo/index.html')
     """
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = check_out_dir(out)  # a file, a symlink or an unwritable folder fails before any work
     ctx = DemoContext(out=root, quick=quick, seed=seed)
     if callback is not None:
         ctx.callback = callback

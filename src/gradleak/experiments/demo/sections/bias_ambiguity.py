@@ -16,6 +16,7 @@ from gradleak.experiments.demo.base import DemoContext, SectionResult, demo_sect
 from gradleak.report.files import save_image
 from gradleak.report.grids import compose, psnr_per_image, to_uint8
 from gradleak.report.html import Section
+from gradleak.safeio import ensure_dir
 
 KEY = "bias_ambiguity"
 ACTIVATION_NAMES = {"relu": "ReLU", "sigmoid": "sigmoid"}
@@ -42,7 +43,7 @@ def bias_ambiguity(ctx: DemoContext) -> SectionResult:
     import gradleak as gl
 
     key = KEY
-    folder = ctx.out / key
+    folder = ensure_dir(ctx.out / key, root=ctx.out)  # no symlinked subfolder
     images, labels = gl.data.load("sample", size=32, n=2, seed=ctx.seed, unique_labels=True)
     table, rows, names, captions = [], [], [], []
     metrics: dict[str, object] = {}
