@@ -40,9 +40,9 @@ def test_attacks_run_in_full_precision(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(_flags())
         return real(*args, **kwargs)
 
-    from gradleak.attacks.optimization import engine
+    from gradleak.attacks.optimization import stage  # where the engine builds its optimizer
 
-    real = engine.create_optimizer
-    monkeypatch.setattr(engine, "create_optimizer", spy)
+    real = stage.create_optimizer
+    monkeypatch.setattr(stage, "create_optimizer", spy)
     gl.reconstruct(obs, attack="ig", iterations=1, restarts=1, seed=0)
     assert seen == [(False, False)]
