@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradleak.experiments.demo.base import (
+    AttackRun,
     DemoContext,
     SectionResult,
     demo_section,
@@ -12,6 +15,7 @@ from gradleak.experiments.demo.base import (
     run_metrics,
 )
 from gradleak.report.html import Section
+from gradleak.run import image_shape
 
 KEY = "generative_prior"
 DOMAIN = "digits"
@@ -26,17 +30,17 @@ def generative_prior(ctx: DemoContext) -> SectionResult:
     import gradleak as gl
 
     images, labels = gl.data.load(DOMAIN, size=32, n=BATCH, split="holdout", seed=ctx.seed)
-    model = gl.models.create("lenet", num_classes=10, in_shape=tuple(images.shape[1:]))
+    model = gl.models.create("lenet", num_classes=10, in_shape=image_shape(images))
     obs, truth = gl.simulate(model, images, labels, share_labels=True, seed=ctx.seed)
     pixels = ctx.budget(*BUDGETS["pixels"])
-    runs = [
+    runs: list[tuple[str, str, dict[str, Any]]] = [
         ("no prior", "ig", {"priors": {}, "iterations": pixels, "restarts": 2}),
         ("total variation", "ig", {"iterations": pixels, "restarts": 2}),
         ("generative prior (GIAS)", "gias",
          {"generative_prior": DOMAIN, "iterations": ctx.budget(*BUDGETS["gias_latent"]),
           "weight_iterations": ctx.budget(*BUDGETS["gias_weights"]), "restarts": 2}),
     ]
-    done = []
+    done: list[tuple[str, AttackRun]] = []
     for title, attack, overrides in runs:
         folder = f"{KEY}/{attack}_{len(done)}"
         done.append((title, run_attack(ctx, obs, truth, attack=attack, folder=folder,
