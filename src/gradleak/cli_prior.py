@@ -58,13 +58,12 @@ def save_samples(prior: Any, path: Path, *, n: int = 64, seed: int = 0,
     """Draws ``n`` samples of ``prior`` (seeded latents) as a PNG grid, 8 per row."""
     import torch
 
+    from gradleak.report.files import save_image
     from gradleak.report.grids import compose, to_uint8
 
     with torch.no_grad():
         images = prior(prior.sample_latent(n, torch.Generator().manual_seed(seed)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compose([to_uint8(images)], title=title, target=64, max_cols=8).save(path, format="PNG")
-    return path
+    return save_image(path, compose([to_uint8(images)], title=title, target=64, max_cols=8))
 
 
 @contextmanager

@@ -141,3 +141,24 @@ def test_report_of_a_missing_folder_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         rerender(tmp_path / "nope")
     assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize("writer", ["artifact", "json", "image"])
+def test_the_artifact_writer_refuses_links(tmp_path: Path, writer: str) -> None:
+    """persistence.write_artifact (reports, demo, experiments, priors) goes through safeio."""
+    from PIL import Image
+
+    from gradleak.persistence import write_artifact, write_json
+    from gradleak.report.files import save_image
+
+    victim = _victim(tmp_path)
+    link = tmp_path / "out" / "file"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    write = {"artifact": lambda: write_artifact(link, "x"),
+             "json": lambda: write_json(link, {"a": 1}),
+             "image": lambda: save_image(link, Image.new("RGB", (2, 2)))}[writer]
+    with pytest.raises(DataError, match="symbolic link"):
+        write()
+    assert victim.read_text() == VICTIM_TEXT
+    assert [p.name for p in link.parent.iterdir()] == ["file"]  # no temporary file left

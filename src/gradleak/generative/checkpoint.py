@@ -10,7 +10,6 @@ epoch and the optimisers' hyper-parameters as JSON. Nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import Tensor
 
 from gradleak.errors import ConfigError, DataError
 from gradleak.generative.kinds import Kind
+from gradleak.persistence.files import write_artifact
 
 FORMAT = "gradleak.generative-checkpoint/1"
 
@@ -34,7 +34,7 @@ def save_checkpoint(
     history: list[dict[str, float]],
 ) -> Path:
     """Writes the full training state after ``epoch`` finished epochs."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors: dict[str, Tensor] = {"rng": rng.get_state()}
     for name, module in kind.modules().items():
@@ -54,11 +54,7 @@ def save_checkpoint(
         "param_groups": json.dumps(groups),
         "history": json.dumps(history),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=header)
-    os.replace(tmp, path)
-    return path
+    return write_artifact(path, save(tensors, metadata=header))  # atomic, no symlinks
 
 
 def load_checkpoint(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from gradleak.config import config_dict
 from gradleak.errors import ConfigError, DataError
 from gradleak.generative.arch import LIMITS, MAX_PARAMETERS, GeneratorSpec, build
 from gradleak.generative.prior import GenerativePrior, check_outputs, wrap
+from gradleak.persistence.files import write_artifact
 
 FORMAT = "gradleak.generative/1"
 #: the kinds whose network :func:`load` rebuilds from the metadata
@@ -74,7 +74,7 @@ def save(prior: GenerativePrior, path: str | Path) -> Path:
     Raises:
         ConfigError: the metadata is not JSON-serialisable.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = Path(path)
     if not out.name.endswith(_SUFFIX):
@@ -85,14 +85,8 @@ def save(prior: GenerativePrior, path: str | Path) -> Path:
         raise ConfigError(f"the prior's metadata is not JSON-serialisable ({exc})") from exc
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in prior.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "gradleak": meta})
-    os.replace(tmp, out)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(out, 0o666 & ~umask)  # safetensors writes 0600; a prior is meant to be shared
-    return out
+    # atomic, never through a symlink; mode 0644 less the umask (a prior is meant to be shared)
+    return write_artifact(out, save(tensors, metadata={"format": FORMAT, "gradleak": meta}))
 
 
 def _resolve(path_or_name: str | Path) -> Path:
