@@ -47,7 +47,6 @@ __all__ = [
     "read_bytes",
     "read_json",
     "write_bytes",
-    "write_json",
     "write_text",
     "write_with",
 ]
@@ -235,15 +234,6 @@ def write_with(
 def write_text(path: str | Path, text: str, *, root: str | Path | None = None) -> Path:
     """:func:`write_bytes` of UTF-8 text."""
     return write_bytes(path, text.encode("utf-8"), root=root)
-
-
-def write_json(path: str | Path, data: Any, *, root: str | Path | None = None) -> Path:
-    """Writes strict JSON (no NaN/inf; convert them first), indented, atomically."""
-    try:
-        text = json.dumps(data, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"cannot store {Path(path).name} as JSON ({exc})") from exc
-    return write_text(path, text + "\n", root=root)
 
 
 def read_bytes(path: str | Path, *, max_bytes: int) -> bytes:

@@ -194,6 +194,7 @@ class Observation:
         from safetensors.torch import save
 
         from gradleak import safeio
+        from gradleak.persistence.files import write_artifact, write_json
 
         out = safeio.ensure_dir(path)
         tensors: dict[str, Tensor] = {}
@@ -203,7 +204,7 @@ class Observation:
             tensors[f"update.{name}"] = u.detach().cpu().contiguous()
         if self.labels is not None:
             tensors["labels"] = self.labels.detach().cpu().contiguous()
-        safeio.write_bytes(out / "tensors.safetensors", save(tensors))
+        write_artifact(out / "tensors.safetensors", save(tensors))
         meta = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -215,7 +216,7 @@ class Observation:
         meta["param_names"] = list(self.param_names)
         meta["data_shape"] = list(self.data_shape)
         meta["format"] = OBSERVATION_FORMAT
-        safeio.write_json(out / "meta.json", meta)
+        write_json(out / "meta.json", meta)
         return out
 
     @classmethod
