@@ -30,9 +30,12 @@ from gradleak.generative.io import shipped_dir
 
 #: per-domain settings (32x32; small enough for minutes on one thread)
 PRESETS: dict[str, dict[str, Any]] = {
-    "digits": dict(latent_dim=32, width=64, epochs=20, batch_size=64, flip=False),
-    "faces": dict(latent_dim=32, width=64, epochs=250, batch_size=20, flip=True),
-    "patches": dict(latent_dim=64, width=128, epochs=20, batch_size=64, flip=True),
+    "digits": dict(latent_dim=32, width=64, epochs=20, batch_size=64, flip=False,
+                   recon_sigma=0.2),
+    "faces": dict(latent_dim=32, width=64, epochs=250, batch_size=20, flip=True,
+                  recon_sigma=0.2),
+    "patches": dict(latent_dim=64, width=128, epochs=20, batch_size=64, flip=True,
+                    recon_sigma=0.2),
 }
 #: the kind shipped per domain (highest held-out projection PSNR in benchmarks/prior_quality.py)
 SHIPPED = {"digits": "vae", "faces": "vae", "patches": "vae"}
