@@ -1,6 +1,36 @@
-"""Client-side defenses: ``create(name, **settings)``, ``available()``."""
+"""Client-side defenses: ``create(name, **settings)``, ``available()``, ``parameters(name)``.
 
-from gradleak.defenses import perturb  # noqa: F401  (registration)
-from gradleak.defenses.base import DEFENSES, Defense, available, create, register_defense
+Registered on import: update transforms (``noise``, ``laplace``, ``clip``, ``prune``,
+``sparsify``, ``sign``, ``quantize``), the other defenses are added below as their modules
+are imported.
+"""
 
-__all__ = ["DEFENSES", "Defense", "available", "create", "register_defense"]
+from gradleak.defenses import perturb, quantize, sparsify  # noqa: F401  (registration)
+from gradleak.defenses.base import (
+    DEFENSES,
+    ClientResult,
+    ClientSetup,
+    Defense,
+    Interval,
+    StepHooks,
+    available,
+    create,
+    parameters,
+    register_defense,
+)
+from gradleak.defenses.spec import parse, resolve
+
+__all__ = [
+    "DEFENSES",
+    "ClientResult",
+    "ClientSetup",
+    "Defense",
+    "Interval",
+    "StepHooks",
+    "available",
+    "create",
+    "parameters",
+    "parse",
+    "register_defense",
+    "resolve",
+]
