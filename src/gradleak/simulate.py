@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from gradleak.defenses import Defense
-from gradleak.defenses.base import ClientSetup, StepHooks, run_client
+from gradleak.defenses.base import ClientSetup, StepHooks, run_client, step_slices
 from gradleak.defenses.spec import resolve as resolve_defense
 from gradleak.errors import ConfigError, ObservationError
 from gradleak.losses import LossFn, get_loss
@@ -97,12 +97,8 @@ def client_update(
     if local_steps == 1 and local_batch_size is None:
         return step_grads(images, labels), "gradient"
     before = [p.detach().clone() for p in params]
-    n = len(images)
-    bs = local_batch_size or n
-    starts = list(range(0, n, bs))
-    for step in range(local_steps):
-        s = starts[step % len(starts)]
-        grads = step_grads(images[s : s + bs], labels[s : s + bs])
+    for sl in step_slices(len(images), local_batch_size, local_steps):
+        grads = step_grads(images[sl], labels[sl])
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
                 p.sub_(local_lr * g)

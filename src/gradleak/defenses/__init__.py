@@ -1,11 +1,22 @@
 """Client-side defenses: ``create(name, **settings)``, ``available()``, ``parameters(name)``.
 
-Registered on import: update transforms (``noise``, ``laplace``, ``clip``, ``prune``,
-``sparsify``, ``sign``, ``quantize``), the other defenses are added below as their modules
-are imported.
+Registered on import, by where they act: on the update (``noise``, ``laplace``, ``clip``,
+``prune``, ``sparsify``, ``sign``, ``quantize``), in training (``dpsgd``, Opacus), on the
+representation (``soteria``), on the data (``mixup``, ``instahide``), in the model
+(``precode``) and over clients (``secagg``). Adaptive surrogates for attackers:
+:mod:`gradleak.defenses.adaptive`; the accuracy cost: :func:`utility`.
 """
 
-from gradleak.defenses import perturb, quantize, sparsify  # noqa: F401  (registration)
+from gradleak.defenses import (  # noqa: F401  (registration)
+    dpsgd,
+    mixing,
+    perturb,
+    precode,
+    quantize,
+    secagg,
+    soteria,
+    sparsify,
+)
 from gradleak.defenses.base import (
     DEFENSES,
     ClientResult,

@@ -120,9 +120,10 @@ class Defense(ABC):
         return model, {}
 
     def transform_batch(
-        self, images: Tensor, targets: Tensor, *, generator: torch.Generator
+        self, images: Tensor, targets: Tensor, *, num_classes: int, generator: torch.Generator
     ) -> tuple[Tensor, Tensor]:
-        """The batch the client trains on (images in [0, 1], targets as probabilities)."""
+        """The batch the client trains on: images in [0, 1], targets (indices or (B, K)
+        probabilities)."""
         return images, targets
 
     def step_hooks(self) -> StepHooks:
@@ -142,7 +143,8 @@ class Defense(ABC):
         """
         gen = torch.Generator().manual_seed(setup.seed)
         sent, report = self.prepare_model(copy.deepcopy(model))
-        inputs, targets = self.transform_batch(images, labels, generator=gen)
+        inputs, targets = self.transform_batch(images, labels, num_classes=setup.num_classes,
+                                               generator=gen)
         update, kind = setup.train(sent, inputs, targets, self.step_hooks())
         return ClientResult(sent, self.apply(update, generator=gen), kind, report)
 
@@ -210,6 +212,14 @@ class ClientResult:
     update: list[Tensor]
     kind: str
     report: dict[str, Any]
+
+
+def step_slices(n: int, local_batch_size: int | None, local_steps: int) -> list[slice]:
+    """The mini-batch of every local step: consecutive slices of ``local_batch_size``, cycled."""
+    bs = local_batch_size or n
+    starts = list(range(0, n, bs))
+    return [slice(starts[i % len(starts)], starts[i % len(starts)] + bs)
+            for i in range(local_steps)]
 
 
 @dataclass(frozen=True)
