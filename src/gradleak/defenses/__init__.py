@@ -8,6 +8,7 @@ representation (``soteria``), on the data (``mixup``, ``instahide``), in the mod
 """
 
 from gradleak.defenses import (  # noqa: F401  (registration)
+    adaptive,
     dpsgd,
     mixing,
     perturb,
@@ -30,18 +31,22 @@ from gradleak.defenses.base import (
     register_defense,
 )
 from gradleak.defenses.spec import parse, resolve
+from gradleak.defenses.utility import UtilityResult, utility
 
 __all__ = [
     "DEFENSES",
+    "adaptive",
     "ClientResult",
     "ClientSetup",
     "Defense",
     "Interval",
     "StepHooks",
+    "UtilityResult",
     "available",
     "create",
     "parameters",
     "parse",
     "register_defense",
     "resolve",
+    "utility",
 ]
