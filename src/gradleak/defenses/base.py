@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from abc import ABC
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -93,7 +92,7 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) ->
         )
 
 
-class Defense(ABC):
+class Defense:
     """Base class of every defense: declared ranges, the client-side hooks and a description.
 
     Subclasses are frozen dataclasses. ``ranges`` maps numeric settings to their

@@ -16,6 +16,7 @@ the unmixed one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -121,11 +122,10 @@ def _gamma(alpha: float, n: int, generator: torch.Generator) -> Tensor:
             if v <= 0:
                 continue
             u = float(torch.rand(1, generator=generator, dtype=torch.float64))
-            if u < 1 - 0.0331 * z**4 or torch.log(torch.tensor(u)) < 0.5 * z * z + d * (
-                    1 - v + float(torch.log(torch.tensor(v)))):
+            if u < 1 - 0.0331 * z**4 or math.log(u) < 0.5 * z * z + d * (1 - v + math.log(v)):
                 out[i] = d * v
                 break
     if boost:
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
-        out = out * u ** (1.0 / alpha)
+        w = torch.rand(n, generator=generator, dtype=torch.float64)
+        out = out * w ** (1.0 / alpha)
     return out

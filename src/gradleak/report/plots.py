@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,7 @@ def save_loss_plot(
 
 def save_curves(
     path: str | Path,
-    series: dict[str, tuple[Sequence[float], Sequence[float | None]]],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float | None]]],
     *,
     xlabel: str,
     ylabel: str,

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 
 from gradleak.experiments.base import register_experiment
-from gradleak.report.run import to_jsonable
 from gradleak.experiments.defense_curves.leakage import leakage_rows, summarise
 from gradleak.experiments.defense_curves.page import write_plots, write_study_page
 from gradleak.experiments.defense_curves.points import Point, points
 from gradleak.experiments.defense_curves.settings import NAME, Settings, resolve_settings
+from gradleak.report.run import to_jsonable
 
 
 @register_experiment(NAME)

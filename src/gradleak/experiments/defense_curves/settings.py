@@ -82,7 +82,7 @@ def resolve_settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
                           f"valid settings: {', '.join(sorted(names))}")
     fixed = {k: (tuple(v) if isinstance(v, list | tuple) else (v,))
              if isinstance(getattr(base, k), tuple) else v for k, v in overrides.items()}
-    out = replace(base, **fixed)
+    out = replace(base, **fixed)  # type: ignore[arg-type]
     bad_axes = sorted(set(out.axes) - set(AXES))
     if bad_axes:
         raise ConfigError(f"experiment {NAME!r}: unknown axes {bad_axes}; choose from {AXES}")
