@@ -13,6 +13,7 @@ AXIS_PLOT = {
     "dp": ("DP-SGD epsilon (Opacus, delta 1e-5)", "log"),
     "prune": ("top-k pruning ratio", "linear"),
     "quantize": ("quantisation bits", "linear"),
+    "sign": ("sign compression (one point)", "linear"),
     "batch": ("batch size", "log2"),
 }
 METRICS = {"psnr": ("mean PSNR (dB)", None), "ssim": ("mean SSIM", (-0.05, 1.02)),

@@ -13,8 +13,8 @@ class Point:
     """One defense setting.
 
     Attributes:
-        axis: ``none``, ``noise``, ``dp``, ``prune``, ``quantize`` or ``batch``.
-        value: the axis value (sigma, target epsilon, ratio, bits or batch size).
+        axis: ``none``, ``noise``, ``dp``, ``prune``, ``quantize``, ``sign`` or ``batch``.
+        value: the axis value (sigma, target epsilon, ratio, bits, 1 for sign, batch size).
         defense: the defense spec (None: no defense).
         batch: the client's batch size.
     """
@@ -27,7 +27,9 @@ class Point:
     @property
     def label(self) -> str:
         """A short name, e.g. ``prune 0.9``."""
-        return "no defense" if self.axis == "none" else f"{self.axis} {self.value:g}"
+        if self.axis in ("none", "sign"):
+            return {"none": "no defense", "sign": "sign"}[self.axis]
+        return f"{self.axis} {self.value:g}"
 
 
 def dp_spec(s: Settings, epsilon: float, sample_rate: float, steps: int) -> dict[str, Any]:
@@ -50,6 +52,7 @@ def points(s: Settings, sample_rate: float, steps: int) -> list[Point]:
         "prune": [Point("prune", v, {"name": "prune", "ratio": v}) for v in s.prune_ratios],
         "quantize": [Point("quantize", v, {"name": "quantize", "bits": int(v)})
                      for v in s.quant_bits],
+        "sign": [Point("sign", 1.0, {"name": "sign"})],
         "batch": [Point("batch", b, None, batch=int(b)) for b in s.batch_sizes if b != 1],
     }
     for axis in s.axes:

@@ -11,7 +11,7 @@ from gradleak.errors import ConfigError
 NAME = "defense-curves"
 
 #: the axes of the study, in page order
-AXES = ("noise", "dp", "prune", "quantize", "batch")
+AXES = ("noise", "dp", "prune", "quantize", "sign", "batch")
 
 
 def _overrides() -> dict[str, dict[str, Any]]:
@@ -72,6 +72,13 @@ QUICK = Settings(
 )
 
 
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    """A list, a single value or a comma-separated string (``"noise,prune"``) as a tuple."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
+
+
 def resolve_settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
     """``quick`` or full defaults updated with ``overrides``; unknown or bad values refused."""
     base = QUICK if quick else Settings()
@@ -80,8 +87,8 @@ def resolve_settings(quick: bool, overrides: Mapping[str, Any]) -> Settings:
     if unknown:
         raise ConfigError(f"experiment {NAME!r} has no setting {', '.join(map(repr, unknown))}; "
                           f"valid settings: {', '.join(sorted(names))}")
-    fixed = {k: (tuple(v) if isinstance(v, list | tuple) else (v,))
-             if isinstance(getattr(base, k), tuple) else v for k, v in overrides.items()}
+    fixed = {k: _as_tuple(v) if isinstance(getattr(base, k), tuple) else v
+             for k, v in overrides.items()}
     out = replace(base, **fixed)  # type: ignore[arg-type]
     bad_axes = sorted(set(out.axes) - set(AXES))
     if bad_axes:
