@@ -129,3 +129,18 @@ def test_fedavg_takes_noisy_local_steps() -> None:
 def test_bad_dp_settings(bad: dict) -> None:
     with pytest.raises(gl.errors.ConfigError):
         gl.simulate(model(0), *batch(1), defense={**DP, **bad})
+
+
+def test_tampered_report_is_refused_on_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    net = gl.models.create("lenet", num_classes=10, in_shape=(3, 16, 16))
+    x, y = gl.data.load("sample", size=16, n=1, seed=0)
+    obs, _ = gl.simulate(net, x, y, defense={**DP, "noise_multiplier": 1.1, "accountant": "rdp"})
+    folder = obs.save(tmp_path / "o")
+    meta = json.loads((folder / "meta.json").read_text())
+    for bad in ([1, 2], {"epsilon": {"nested": object.__name__, "x": [1e400]}}):
+        meta["defense_report"] = bad
+        (folder / "meta.json").write_text(json.dumps(meta).replace("Infinity", "1e999"))
+        with pytest.raises(gl.errors.ObservationError, match="defense_report"):
+            Observation.load(folder)
