@@ -126,18 +126,35 @@ class DPSGD(Defense):
             ))
 
     def privacy(self, round_steps: int) -> dict[str, Any]:
-        """The accounted guarantee: sigma, steps, and the epsilon Opacus reports for delta."""
+        """The accounted guarantee: sigma, steps, and the epsilon Opacus reports for delta.
+
+        If the chosen accountant fails (PRV needs memory that grows as sigma shrinks: at
+        sigma 0.01 it asks for >100 GiB), Opacus' RDP accountant is used and the report says
+        so in ``accountant_note``.
+        """
         import opacus
 
         steps = int(self.steps or round_steps)
         sigma = self.sigma(steps)
-        eps = (float("inf") if sigma == 0 else opacus_epsilon(
-            noise_multiplier=sigma, sample_rate=float(self.sample_rate), steps=steps,
-            delta=float(self.delta), accountant=self.accountant))
-        return {"epsilon": eps if eps != float("inf") else None, "delta": float(self.delta),
-                "noise_multiplier": sigma, "max_grad_norm": float(self.max_grad_norm),
-                "sample_rate": float(self.sample_rate), "steps": steps,
-                "accountant": self.accountant, "opacus": str(opacus.__version__)}
+        report: dict[str, Any] = {
+            "epsilon": None, "delta": float(self.delta), "noise_multiplier": sigma,
+            "max_grad_norm": float(self.max_grad_norm), "sample_rate": float(self.sample_rate),
+            "steps": steps, "accountant": self.accountant, "opacus": str(opacus.__version__)}
+        if sigma == 0:
+            report["accountant_note"] = "no noise: no finite epsilon"
+            return report
+        tried = [self.accountant] + (["rdp"] if self.accountant != "rdp" else [])
+        for name in tried:
+            try:
+                report["epsilon"] = opacus_epsilon(
+                    noise_multiplier=sigma, sample_rate=float(self.sample_rate), steps=steps,
+                    delta=float(self.delta), accountant=name)
+            except (MemoryError, ValueError, OverflowError, RuntimeError) as exc:
+                report["accountant_note"] = f"{name} failed ({type(exc).__name__})"
+                continue
+            report["accountant"] = name
+            break
+        return report
 
     # ------------------------------------------------------------------ client
     def prepare_model(self, model: nn.Module) -> tuple[nn.Module, dict[str, Any]]:

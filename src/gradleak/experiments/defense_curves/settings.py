@@ -42,6 +42,8 @@ class Settings:
     data: str = "sample"
     noise_sigmas: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
     dp_epsilons: tuple[float, ...] = (1.0, 8.0, 64.0)
+    #: DP points by noise multiplier (tiny sigmas: epsilon in the thousands and more)
+    dp_noise_multipliers: tuple[float, ...] = (1e-2, 1e-1)
     dp_max_grad_norm: float = 1.0
     dp_delta: float = 1e-5
     prune_ratios: tuple[float, ...] = (0.5, 0.9, 0.99)
@@ -64,6 +66,7 @@ QUICK = Settings(
     size=16,
     noise_sigmas=(1e-2,),
     dp_epsilons=(8.0,),
+    dp_noise_multipliers=(),
     prune_ratios=(0.9,),
     quant_bits=(2,),
     batch_sizes=(1, 2),
