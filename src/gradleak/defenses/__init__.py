@@ -31,7 +31,7 @@ from gradleak.defenses.base import (
     register_defense,
 )
 from gradleak.defenses.spec import parse, resolve
-from gradleak.defenses.utility import UtilityResult, utility
+from gradleak.defenses.cost import UtilityResult, utility
 
 __all__ = [
     "DEFENSES",

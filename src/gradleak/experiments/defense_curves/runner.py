@@ -55,7 +55,7 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
 def _utility_rows(s: Settings, pts: list[Point], seed: int) -> dict[str, dict[str, Any]]:
     """Model accuracy per point label (the batch axis has none: batch size is not a defense)."""
     import gradleak as gl
-    from gradleak.defenses.utility import utility
+    from gradleak.defenses.cost import utility
 
     shape = (1, s.utility_size, s.utility_size)
 
@@ -84,7 +84,7 @@ def _utility_rows(s: Settings, pts: list[Point], seed: int) -> dict[str, dict[st
 
 def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
     from gradleak.data import load
-    from gradleak.defenses.utility import training_rounds
+    from gradleak.defenses.cost import training_rounds
 
     t0 = time.perf_counter()
     n_train = len(load(s.utility_data, size=s.utility_size, n=None, split="train")[1])
