@@ -30,8 +30,8 @@ from gradleak.defenses.base import (
     parameters,
     register_defense,
 )
-from gradleak.defenses.spec import parse, resolve
 from gradleak.defenses.cost import UtilityResult, utility
+from gradleak.defenses.spec import parse, resolve
 
 __all__ = [
     "DEFENSES",

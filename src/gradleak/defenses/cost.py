@@ -1,4 +1,4 @@
-"""The accuracy cost of a defense (``gl.defenses.utility``): train briefly with and without it, compare held-out accuracy.
+"""The accuracy cost of a defense (``gl.defenses.utility``): train with and without it.
 
 Training is federated learning with one client per round: every round the client receives
 the current model, computes its defended update with :func:`gradleak.simulate` on the next
