@@ -8,19 +8,18 @@ FedAvg: ``local_steps`` SGD steps with ``local_lr`` over mini-batches of ``local
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from gradleak.defenses import Defense
 from gradleak.defenses.base import ClientSetup, StepHooks, run_client, step_slices
+from gradleak.defenses.spec import DefenseSpec
 from gradleak.defenses.spec import resolve as resolve_defense
 from gradleak.errors import ConfigError, ObservationError
 from gradleak.losses import LossFn, get_loss
 from gradleak.types import GroundTruth, Normalization, Observation, trainable_parameters
-
-DefenseSpec = Defense | str | dict[str, Any] | None
 
 
 def _check_batch(images: Tensor, labels: Tensor) -> None:
