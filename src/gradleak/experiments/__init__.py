@@ -1,6 +1,6 @@
 """Experiments (studies from the papers, runnable by name); modules register on import."""
 
-from gradleak.experiments import batch_discard  # noqa: F401  (registration)
+from gradleak.experiments import batch_discard, defense_curves  # noqa: F401  (registration)
 from gradleak.experiments.base import EXPERIMENTS, available, register_experiment, run_experiment
 
 __all__ = ["EXPERIMENTS", "available", "register_experiment", "run_experiment"]

@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +79,57 @@ def save_loss_plot(
     ax.grid(True, alpha=0.3)
     if data.shape[1] > 1:
         ax.legend(fontsize=8, ncol=min(4, math.ceil(data.shape[1] / 2)))
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    return out
+
+
+def save_curves(
+    path: str | Path,
+    series: Mapping[str, tuple[Sequence[float], Sequence[float | None]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    xscale: str = "linear",
+    ylim: tuple[float, float] | None = None,
+    hline: tuple[float, str] | None = None,
+) -> Path:
+    """Writes a PNG with one line per series (``{name: (xs, ys)}``; None/NaN points skipped).
+
+    Args:
+        path: the PNG to write (folders are created).
+        series: the lines.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        title: the plot title.
+        xscale: ``"linear"``, ``"log"`` or ``"log2"``.
+        ylim: y range, or None.
+        hline: a dashed reference line ``(y, label)``, or None.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(6.0, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, (xs, ys) in series.items():
+        pts = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)
+               if y is not None and math.isfinite(float(y))]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    if xscale == "log2":
+        ax.set_xscale("log", base=2)
+    elif xscale == "log":
+        ax.set_xscale("log")
+    if hline is not None:
+        ax.axhline(hline[0], color="gray", ls="--", lw=1, label=hline[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, format="png")
     return out
