@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from gradleak.attacks.base import Attack, Callback
+from gradleak.attacks.base import Attack, Callback, timed_run
 from gradleak.attacks.optimization.compilation import compiled_objective, resolve_compile
 from gradleak.attacks.optimization.config import OptimizationConfig
 from gradleak.attacks.optimization.labelmodes import (
@@ -52,9 +52,8 @@ from gradleak.attacks.optimization.stage import (
     run_stage,
 )
 from gradleak.errors import ConfigError, RegistryError, ThreatModelError
-from gradleak.precision import full_precision
 from gradleak.priors.base import Prior, build_priors
-from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
+from gradleak.types import Observation, Reconstruction, Trace
 
 __all__ = ["OptimizationAttack", "pixels"]
 
@@ -145,11 +144,7 @@ class OptimizationAttack(Attack):
             ConfigError: a setting does not fit this observation.
         """
         self.check(obs)
-        gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        with Stopwatch() as sw, full_precision():
-            out = self._run(obs, gen, callback)
-        out.trace.wall_time = sw.elapsed
-        return out
+        return timed_run(lambda gen: self._run(obs, gen, callback), generator)
 
     def _run(self, obs: Observation, gen: torch.Generator,
              callback: Callback | None) -> Reconstruction:
