@@ -80,6 +80,11 @@ def _budget(attack: str, seconds: float, probe: Callable[[dict[str, Any]], float
     return {"iterations": max(5, int((seconds - over) / per))}
 
 
+#: iteration settings per (attack, domain, model, batch): probed on the first seed only (the
+#: cost of an iteration does not depend on the images)
+_BUDGETS: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+
+
 def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float,
              defense: str | None, attacks: list[str], prior_path: str | None = None
              ) -> dict[str, dict[str, float]]:
@@ -104,7 +109,10 @@ def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float
             gl.reconstruct(obs, attack=attack, seed=seed, **base, **extra)
             return time.process_time() - t0
 
-        extra = _budget(name, seconds, probe)
+        key = (name, domain, model_name, batch)
+        if key not in _BUDGETS:
+            _BUDGETS[key] = _budget(name, seconds, probe)
+        extra = _BUDGETS[key]
         t0 = time.process_time()
         rec = gl.reconstruct(obs, attack=attack, seed=seed, **base, **extra)
         took = time.process_time() - t0

@@ -8,13 +8,15 @@ FedAvg: ``local_steps`` SGD steps with ``local_lr`` over mini-batches of ``local
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from gradleak.defenses import Defense
-from gradleak.defenses import create as create_defense
+from gradleak.defenses.base import ClientSetup, StepHooks, run_client, step_slices
+from gradleak.defenses.spec import DefenseSpec
+from gradleak.defenses.spec import resolve as resolve_defense
 from gradleak.errors import ConfigError, ObservationError
 from gradleak.losses import LossFn, get_loss
 from gradleak.schema import Float, Int, check
@@ -25,8 +27,6 @@ from gradleak.types import (
     check_model_finite,
     trainable_parameters,
 )
-
-DefenseSpec = Defense | str | dict[str, Any] | None
 
 
 def _check_batch(images: Tensor, labels: Tensor) -> None:
@@ -54,17 +54,7 @@ def _check_batch(images: Tensor, labels: Tensor) -> None:
 
 
 def _resolve_defense(defense: DefenseSpec) -> Defense | None:
-    if defense is None or isinstance(defense, Defense):
-        return defense
-    if isinstance(defense, str):
-        return create_defense(defense)
-    if isinstance(defense, dict):
-        settings = dict(defense)
-        name = settings.pop("name", None)
-        if not isinstance(name, str):
-            raise ConfigError("a defense dict needs a 'name' key")
-        return create_defense(name, **settings)
-    raise ConfigError(f"defense must be a name, a dict or a Defense, not {type(defense).__name__}")
+    return resolve_defense(defense)
 
 
 def forward_logits(model: nn.Module, x: Tensor, normalization: Normalization | None) -> Tensor:
@@ -94,22 +84,31 @@ def client_update(
     local_lr: float,
     local_batch_size: int | None,
     normalization: Normalization | None,
+    hooks: StepHooks | None = None,
 ) -> tuple[list[Tensor], Literal["gradient", "delta"]]:
-    """The undefended update of one client: a gradient (1 step) or a parameter delta."""
+    """The update of one client: a gradient (1 step) or a parameter delta.
+
+    ``hooks`` are a defense's per-step hooks (a loss regulariser, a gradient transform).
+    """
     work = copy.deepcopy(model)
     params = [p for _, p in trainable_parameters(work)]
-    if local_steps == 1 and local_batch_size is None:
-        loss = loss_fn(forward_logits(work, images, normalization), labels)
-        return [g.detach() for g in torch.autograd.grad(loss, params)], "gradient"
-    before = [p.detach().clone() for p in params]
-    n = len(images)
-    bs = local_batch_size or n
-    starts = list(range(0, n, bs))
-    for step in range(local_steps):
-        s = starts[step % len(starts)]
-        xb, yb = images[s : s + bs], labels[s : s + bs]
+    hooks = hooks or StepHooks()
+
+    def step_grads(xb: Tensor, yb: Tensor) -> list[Tensor]:
         loss = loss_fn(forward_logits(work, xb, normalization), yb)
-        grads = torch.autograd.grad(loss, params)
+        if hooks.regularizer is not None:
+            loss = loss + hooks.regularizer(work)
+        grads = [g.detach() for g in torch.autograd.grad(loss, params)]
+        if hooks.grad_transform is not None:
+            inputs = xb if normalization is None else normalization.apply(xb)
+            grads = hooks.grad_transform(work, inputs, grads)
+        return grads
+
+    if local_steps == 1 and local_batch_size is None:
+        return step_grads(images, labels), "gradient"
+    before = [p.detach().clone() for p in params]
+    for sl in step_slices(len(images), local_batch_size, local_steps):
+        grads = step_grads(images[sl], labels[sl])
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
                 p.sub_(local_lr * g)
@@ -179,25 +178,22 @@ def simulate(
         num_classes = 2
     if int(labels.max()) >= num_classes or int(labels.min()) < 0:
         raise ObservationError(f"labels must lie in [0, {num_classes}) for this model")
-    update, kind = client_update(
-        model,
-        images,
-        labels,
-        loss_fn=loss_fn,
-        local_steps=local_steps,
-        local_lr=local_lr,
-        local_batch_size=local_batch_size,
-        normalization=normalization,
-    )
     dfn = _resolve_defense(defense)
-    if dfn is not None:
-        gen = torch.Generator().manual_seed(seed)
-        update = dfn.apply(update, generator=gen)
-    names = tuple(n for n, _ in trainable_parameters(sent))
+    setup = ClientSetup(
+        train=lambda m, x, t, hooks: client_update(
+            m, x, t, loss_fn=loss_fn, local_steps=local_steps, local_lr=local_lr,
+            local_batch_size=local_batch_size, normalization=normalization, hooks=hooks),
+        forward=lambda m, x: forward_logits(m, x, normalization),
+        loss_fn=loss_fn, local_steps=local_steps, local_lr=local_lr,
+        local_batch_size=local_batch_size, num_classes=num_classes, seed=seed,
+    )
+    client = run_client(dfn, sent, images, labels, setup)
+    report = dict(client.report)
+    names = tuple(n for n, _ in trainable_parameters(client.model))
     obs = Observation(
-        model=sent,
-        update=tuple(update),
-        kind=kind,
+        model=client.model,
+        update=tuple(client.update),
+        kind=client.kind,  # type: ignore[arg-type]
         param_names=names,
         data_shape=tuple(images.shape[1:]),  # type: ignore[arg-type]
         num_classes=num_classes,
@@ -210,6 +206,8 @@ def simulate(
         loss=loss_name,
         train_mode=model.training,
         defense=dfn.describe() if dfn else None,
-        model_spec=getattr(model, "gradleak_spec", None),
+        defense_report=report or None,
+        model_spec=(None if report.get("model_changed")
+                    else getattr(model, "gradleak_spec", None)),
     )
     return obs, GroundTruth(images=images.clone(), labels=labels.clone())

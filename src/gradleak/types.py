@@ -62,6 +62,27 @@ def check_model_finite(model: nn.Module) -> None:
             )
 
 
+def _check_json(where: str, value: Any, depth: int = 0) -> None:
+    """Refuses anything but JSON data (str keys, finite numbers, short nesting)."""
+    if depth > 8:
+        raise ObservationError(f"{where} is nested too deeply")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ObservationError(f"{where} keys must be strings")
+            _check_json(f"{where}.{k}", v, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_json(where, v, depth + 1)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ObservationError(f"{where} must be a finite number")
+    elif not (value is None or isinstance(value, str | int | bool)):
+        raise ObservationError(f"{where} must hold JSON data, not {type(value).__name__}")
+    if depth == 0 and not isinstance(value, dict):
+        raise ObservationError(f"{where} must be a JSON object")
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the server sees of one client in one round.
@@ -83,6 +104,9 @@ class Observation:
         loss: the registered name of the training loss (see :mod:`gradleak.losses`).
         train_mode: whether the client ran the model in training mode (BN batch statistics).
         defense: the defense the client claims to apply (a description), or None.
+        defense_report: JSON facts the client reports about its defense (e.g. the DP-SGD
+            ``epsilon`` and ``delta`` that Opacus' accountant gives, layers it replaced), or
+            None.
         model_spec: how to rebuild the model from the zoo (name and kwargs), if known.
     """
 
@@ -101,6 +125,7 @@ class Observation:
     loss: str = "cross_entropy"
     train_mode: bool = True
     defense: str | None = None
+    defense_report: dict[str, Any] | None = None
     model_spec: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -162,6 +187,8 @@ class Observation:
         check(Str(), self.loss, "loss", error=ObservationError)
         if not isinstance(self.train_mode, bool):
             raise ObservationError(f"train_mode must be True or False, got {self.train_mode!r}")
+        if self.defense_report is not None:
+            _check_json("defense_report", self.defense_report)
 
     # ------------------------------------------------------------------ convenience
     @property

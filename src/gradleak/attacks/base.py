@@ -107,6 +107,22 @@ class Attack(ABC):
         """Reconstructs the client's batch from ``obs`` (never from ground truth)."""
 
 
+def timed_run(run: Callable[[torch.Generator], Reconstruction],
+              generator: torch.Generator | None) -> Reconstruction:
+    """Runs ``run(generator)`` in full float32 precision and records its wall time.
+
+    ``generator`` defaults to a CPU generator seeded with 0 (so a bare call is deterministic).
+    """
+    from gradleak.precision import full_precision
+    from gradleak.types import Stopwatch
+
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    with Stopwatch() as sw, full_precision():
+        out = run(gen)
+    out.trace.wall_time = sw.elapsed
+    return out
+
+
 ATTACKS: Registry[type[Attack]] = Registry("attack")
 
 

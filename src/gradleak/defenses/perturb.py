@@ -1,7 +1,8 @@
-"""Simple update perturbations: Gaussian noise, norm clipping, magnitude pruning.
+"""Update perturbations: Gaussian and Laplacian noise, norm clipping.
 
-Noise and pruning as studied by DLG (Zhu et al., 2019, Sec. 5); clipping as in DP-SGD's
-per-update form (here on the aggregate update, not per sample).
+Additive noise and clipping as studied against gradient inversion by DLG (Zhu et al., NeurIPS
+2019, Sec. 5) and audited by GGL (Li et al., CVPR 2022, Sec. 5); clipping here acts on the
+whole update (DP-SGD's per-sample form is :mod:`gradleak.defenses.dpsgd`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gradleak.defenses.base import Defense, register_defense
-from gradleak.errors import ConfigError
+from gradleak.defenses.base import Defense, Interval, register_defense
+from gradleak.defenses.functional import clip_rows, flatten, unflatten
 
 
 @register_defense("noise")
 @dataclass(frozen=True)
 class GaussianNoise(Defense):
-    """Adds N(0, sigma^2) noise to every update entry."""
+    """Adds i.i.d. N(0, sigma^2) noise to every update entry.
+
+    Example:
+        >>> import gradleak as gl
+        >>> gl.defenses.create("noise", sigma=0.01).describe()
+        'noise(sigma=0.01)'
+    """
 
     sigma: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.sigma < 0:
-            raise ConfigError("noise sigma must be >= 0")
+    ranges = {"sigma": Interval(0.0, 1e6)}
 
     def apply(self, update: list[Tensor], *, generator: torch.Generator) -> list[Tensor]:
         out = []
@@ -34,41 +38,32 @@ class GaussianNoise(Defense):
         return out
 
 
-@register_defense("clip")
+@register_defense("laplace")
 @dataclass(frozen=True)
-class NormClip(Defense):
-    """Scales the whole update so its global l2 norm is at most ``max_norm``."""
+class LaplaceNoise(Defense):
+    """Adds i.i.d. Laplace(0, scale) noise (variance ``2 scale^2``), as in DLG's Sec. 5."""
 
-    max_norm: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.max_norm <= 0:
-            raise ConfigError("clip max_norm must be > 0")
-
-    def apply(self, update: list[Tensor], *, generator: torch.Generator) -> list[Tensor]:
-        norm = torch.sqrt(sum((u.double() ** 2).sum() for u in update))  # type: ignore[arg-type]
-        scale = min(1.0, self.max_norm / (float(norm) + 1e-12))
-        return [u * scale for u in update]
-
-
-@register_defense("prune")
-@dataclass(frozen=True)
-class MagnitudePrune(Defense):
-    """Zeroes the ``ratio`` fraction of smallest-magnitude entries of each tensor."""
-
-    ratio: float = 0.9
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.ratio < 1.0:
-            raise ConfigError("prune ratio must be in [0, 1)")
+    scale: float = 0.01
+    ranges = {"scale": Interval(0.0, 1e6)}
 
     def apply(self, update: list[Tensor], *, generator: torch.Generator) -> list[Tensor]:
         out = []
         for u in update:
-            k = int(self.ratio * u.numel())
-            if k == 0:
-                out.append(u.clone())
-                continue
-            thresh = u.abs().flatten().kthvalue(k).values
-            out.append(torch.where(u.abs() > thresh, u, torch.zeros_like(u)))
+            # inverse CDF: -b sign(v) log(1 - 2|v|), v ~ U(-1/2, 1/2)
+            v = torch.rand(u.shape, generator=generator, dtype=torch.float64) - 0.5
+            lap = -torch.sign(v) * torch.log1p(-2.0 * v.abs().clamp(max=0.5 - 1e-16))
+            out.append(u + (self.scale * lap).to(dtype=u.dtype, device=u.device))
         return out
+
+
+@register_defense("clip")
+@dataclass(frozen=True)
+class NormClip(Defense):
+    """Scales the whole update so that its global l2 norm is at most ``max_norm``."""
+
+    max_norm: float = 1.0
+    ranges = {"max_norm": Interval(0.0, None, low_open=True)}
+
+    def apply(self, update: list[Tensor], *, generator: torch.Generator) -> list[Tensor]:
+        flat, _ = flatten(update)
+        return unflatten(clip_rows(flat, self.max_norm), update)

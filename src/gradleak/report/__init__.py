@@ -8,7 +8,7 @@ Example:
 from gradleak.report.gifs import GifPanel, save_progress_gif, save_side_by_side_gif, write_gif
 from gradleak.report.grids import match_order, save_grid
 from gradleak.report.html import Section, render_page, write_page
-from gradleak.report.plots import save_loss_plot
+from gradleak.report.plots import save_curves, save_loss_plot
 from gradleak.report.run import RunData, load_run, rerender, to_jsonable, write_run
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "match_order",
     "render_page",
     "rerender",
+    "save_curves",
     "save_grid",
     "save_loss_plot",
     "save_progress_gif",

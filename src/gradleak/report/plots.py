@@ -82,22 +82,28 @@ def save_loss_plot(
     return save_figure(path, fig)
 
 
-def save_series_plot(
+def save_curves(
     path: str | Path,
-    series: Mapping[str, tuple[list[int], list[float | None]]],
+    series: Mapping[str, tuple[Sequence[float], Sequence[float | None]]],
     *,
+    xlabel: str,
     ylabel: str,
     title: str,
+    xscale: str = "linear",
     ylim: tuple[float, float] | None = None,
+    hline: tuple[float, str] | None = None,
 ) -> Path:
-    """Writes a line plot (one line per series, x on a log2 axis, e.g. batch size) as PNG.
+    """Writes a PNG with one line per series (``{name: (xs, ys)}``; None/NaN points skipped).
 
     Args:
         path: the PNG to write.
-        series: ``{name: (xs, ys)}``; missing or non-finite ys are skipped.
-        ylabel: the y axis' label.
-        title: the plot's title.
-        ylim: the y range (None: automatic).
+        series: the lines.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        title: the plot title.
+        xscale: ``"linear"``, ``"log"`` or ``"log2"``.
+        ylim: y range, or None.
+        hline: a dashed reference line ``(y, label)``, or None.
 
     Returns:
         The path written.
@@ -106,16 +112,35 @@ def save_series_plot(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for name, (xs, ys) in series.items():
-        pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)]
+        pts = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)
+               if y is not None and math.isfinite(float(y))]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size")
+    if xscale == "log2":
+        ax.set_xscale("log", base=2)
+    elif xscale == "log":
+        ax.set_xscale("log")
+    if hline is not None:
+        ax.axhline(hline[0], color="gray", ls="--", lw=1, label=hline[1])
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    ax.grid(alpha=0.3)
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(path, fig)
+
+
+def save_series_plot(
+    path: str | Path,
+    series: Mapping[str, tuple[list[int], list[float | None]]],
+    *,
+    ylabel: str,
+    title: str,
+    ylim: tuple[float, float] | None = None,
+) -> Path:
+    """:func:`save_curves` against the batch size on a log2 axis (batch-discard's plots)."""
+    return save_curves(path, dict(series), xlabel="batch size", ylabel=ylabel, title=title,
+                       xscale="log2", ylim=ylim)

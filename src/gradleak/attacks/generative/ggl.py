@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradleak.attacks.base import Callback, Progress, register_attack
+from gradleak.attacks.base import Callback, Progress, register_attack, timed_run
 from gradleak.attacks.generative.adaptive import estimate_defense
 from gradleak.attacks.generative.recipe import GenerativeRecipe
 from gradleak.attacks.generative.representations import Latent
@@ -47,8 +47,7 @@ from gradleak.attacks.optimization.labelmodes import (
 from gradleak.attacks.optimization.objective import MatchingObjective
 from gradleak.attacks.optimization.representation import Box
 from gradleak.errors import ConfigError, ThreatModelError
-from gradleak.precision import full_precision
-from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
+from gradleak.types import Observation, Reconstruction, Trace
 
 __all__ = ["GGL", "GGLConfig", "latent_kl"]
 
@@ -127,11 +126,7 @@ class GGL(GenerativeRecipe):
             ConfigError: the prior does not fit the observation.
         """
         self.check(obs)
-        gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        with Stopwatch() as sw, full_precision():
-            out = self._search(obs, gen, callback)
-        out.trace.wall_time = sw.elapsed
-        return out
+        return timed_run(lambda gen: self._search(obs, gen, callback), generator)
 
     def _search(self, obs: Observation, gen: torch.Generator,
                 callback: Callback | None) -> Reconstruction:

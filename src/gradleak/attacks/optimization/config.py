@@ -88,6 +88,10 @@ class OptimizationConfig:
             of the stage, so that prior weights are relative to the starting mismatch and
             carry over between models whose gradient scales differ by orders of magnitude
             (restarts are still scored by the raw distance).
+        adaptive: apply the attacker's surrogate of the client's declared defense
+            (:mod:`gradleak.defenses.adaptive`: clipping, pruning masks, straight-through
+            sign / quantisation, DP-SGD's expected clipped update) to every simulated update
+            before matching (an adaptive attack, as GGL's; Li et al., CVPR 2022).
         compile: compile the simulated update with ``torch.compile`` (2.5-3.5x faster steps
             on CPU; the first call compiles for about 5-30 s, paid once per observation and
             setting in a process; falls back to eager on failure). ``"auto"`` compiles on
@@ -116,6 +120,7 @@ class OptimizationConfig:
     compile: bool | str = "auto"
     grad_scale: float = 1.0
     normalize_distance: bool = False
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         # imported here: the registries import nothing from this module, but keep the
@@ -165,9 +170,9 @@ class OptimizationConfig:
                     "layer_weights must be finite and >= 0 with at least one positive"
                 )
             object.__setattr__(self, "layer_weights", tuple(vals))
-        if not isinstance(self.normalize_distance, bool):
-            raise ConfigError(f"normalize_distance must be True or False, got "
-                              f"{self.normalize_distance!r}")
+        for flag in ("normalize_distance", "adaptive"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if self.batching not in ("auto", "vmap", "loop"):
             raise ConfigError(f"batching must be 'auto', 'vmap' or 'loop', got {self.batching!r}")
         if self.compile not in (True, False, "auto"):

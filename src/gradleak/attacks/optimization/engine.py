@@ -22,12 +22,13 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
-from gradleak.attacks.base import Attack, Callback
+from gradleak.attacks.base import Attack, Callback, timed_run
 from gradleak.attacks.optimization.compilation import compiled_objective, resolve_compile
 from gradleak.attacks.optimization.config import OptimizationConfig
 from gradleak.attacks.optimization.labelmodes import (
@@ -50,10 +51,9 @@ from gradleak.attacks.optimization.stage import (
     StageSetup,
     run_stage,
 )
-from gradleak.errors import ConfigError, RegistryError
-from gradleak.precision import full_precision
+from gradleak.errors import ConfigError, RegistryError, ThreatModelError
 from gradleak.priors.base import Prior, build_priors
-from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
+from gradleak.types import Observation, Reconstruction, Trace
 
 __all__ = ["OptimizationAttack", "pixels"]
 
@@ -108,14 +108,17 @@ class OptimizationAttack(Attack):
         priors = self._priors(obs, cfg.priors)
         bn_stats = any(p.needs_bn_stats for _, p in priors)
 
+        transform = adaptive_transform(obs, self.name) if cfg.adaptive else None
+
         def build() -> MatchingObjective:
             return MatchingObjective(obs, distance=cfg.distance, layer_weights=cfg.layer_weights,
-                                     bn_stats=bn_stats, batch_size=batch, scale=cfg.grad_scale)
+                                     bn_stats=bn_stats, batch_size=batch, scale=cfg.grad_scale,
+                                     transform=transform)
 
         if resolve_compile(cfg.compile, obs, batch=batch, restarts=cfg.restarts,
                            iterations=cfg.iterations):
             key = (cfg.distance, cfg.layer_weights, bn_stats, batch, cfg.batching,
-                   cfg.grad_scale)
+                   cfg.grad_scale, cfg.adaptive)
             objective = compiled_objective(obs, key, build)
         else:
             objective = build()
@@ -141,11 +144,7 @@ class OptimizationAttack(Attack):
             ConfigError: a setting does not fit this observation.
         """
         self.check(obs)
-        gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        with Stopwatch() as sw, full_precision():
-            out = self._run(obs, gen, callback)
-        out.trace.wall_time = sw.elapsed
-        return out
+        return timed_run(lambda gen: self._run(obs, gen, callback), generator)
 
     def _run(self, obs: Observation, gen: torch.Generator,
              callback: Callback | None) -> Reconstruction:
@@ -200,6 +199,24 @@ class OptimizationAttack(Attack):
             trace=trace,
             extras=extras,
         )
+
+
+def adaptive_transform(obs: Observation, attack: str) -> Callable[[Tensor], Tensor]:
+    """The surrogate of ``obs``'s declared defense as a ``(R, P) -> (R, P)`` transform.
+
+    Raises:
+        ThreatModelError: the client declares no defense, or one without a surrogate.
+    """
+    from gradleak.defenses.adaptive import available, build_surrogate
+
+    surrogate = None if obs.defense is None else build_surrogate(obs.defense, obs)
+    if surrogate is None:
+        raise ThreatModelError(
+            f"attack {attack!r} with adaptive=True needs a declared update defense with a "
+            f"surrogate ({', '.join(available())}); this client declares "
+            f"{obs.defense or 'no defense'}")
+    sizes = [int(u.numel()) for u in obs.update]
+    return lambda sim: surrogate(sim, sizes)
 
 
 def pixels(setup: StageSetup) -> Representation:
