@@ -296,7 +296,7 @@ def observation_meta_schema(limits: Limits = DEFAULT_LIMITS) -> Record:
             "loss": Str(100),
             "train_mode": Bool(),
             "defense": Nullable(Str(10_000)),
-            "defense_report": Nullable(AnyJson(max_items=1000)),
+            "defense_report": Nullable(Record({}, extra=AnyJson(max_items=1000), max_items=1000)),
             "model_spec": Nullable(Record({"name": Str(100), "kwargs": Record(
                 {"num_classes": Int(1, limits.max_classes), "in_shape": List(side, 3, 3),
                  "seed": Nullable(Int(0, 2**63 - 1))},

@@ -142,5 +142,5 @@ def test_tampered_report_is_refused_on_load(tmp_path) -> None:  # type: ignore[n
     for bad in ([1, 2], {"epsilon": {"nested": object.__name__, "x": [1e400]}}):
         meta["defense_report"] = bad
         (folder / "meta.json").write_text(json.dumps(meta).replace("Infinity", "1e999"))
-        with pytest.raises(gl.errors.ObservationError, match="defense_report"):
+        with pytest.raises(gl.errors.DataError, match="defense_report"):
             Observation.load(folder)
