@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     "defenses": "gradleak.defenses",
     "report": "gradleak.report",
     "experiments": "gradleak.experiments",
+    "learned": "gradleak.learned",
 }
 
 __all__ = [
