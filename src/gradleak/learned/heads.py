@@ -12,8 +12,9 @@ Both map a batch of updates (one tensor per trainable parameter, each (N, *shape
   row per output unit. For one image, row j of dL/dW is ``dL/dz_j`` times the layer input
   (the observation behind the bias attack, Phong et al., 2017, and R-GAP), so every row is a
   scaled copy of the same feature vector. Each row (with its bias entry) is put in a
-  canonical form (unit norm, sign making its sum positive), encoded by a small Linear-ReLU
-  shared by the rows of its layer, and the encodings of all rows feed the same three-layer
+  canonical form (norm sqrt(F), sign making its sum positive), standardised per column with
+  statistics of the first training pairs, encoded by a small Linear-ReLU shared by the rows
+  of its layer, and the encodings of all rows feed the same three-layer
   MLP. Its input grows with the last layers only, not with the whole model.
 
 Heads are registered in :data:`HEADS`; an inverter records its head's name.
@@ -153,20 +154,34 @@ class RowsHead(nn.Module):
             out_units, *rest = layout.param_shapes[w]
             width = math.prod(rest) + (1 if b >= 0 else 0)
             encoders.append(nn.Sequential(nn.Linear(width, settings.row_width), nn.ReLU()))
+            self.register_buffer(f"mean{len(encoders) - 1}", torch.zeros(width))
+            self.register_buffer(f"std{len(encoders) - 1}", torch.ones(width))
             total += out_units * settings.row_width
         self.encoders = nn.ModuleList(encoders)
         self.net = mlp(total, settings.hidden, layout.output_size)
 
-    def calibrate(self, update: Sequence[Tensor]) -> None:
-        """Nothing to calibrate: the canonical rows are already scale-free."""
-
-    def forward(self, update: Sequence[Tensor]) -> Tensor:
-        parts = []
-        for (w, b), enc in zip(self.layout.row_params, self.encoders, strict=True):
+    def _rows(self, update: Sequence[Tensor]) -> list[Tensor]:
+        out = []
+        for w, b in self.layout.row_params:
             rows = update[w].flatten(2)  # (N, K, F)
             if b >= 0:
                 rows = torch.cat([rows, update[b].unsqueeze(-1)], dim=-1)
-            parts.append(enc(canonical_rows(rows)).flatten(1))
+            out.append(canonical_rows(rows))
+        return out
+
+    def calibrate(self, update: Sequence[Tensor]) -> None:
+        """Sets each layer's per-column mean and std of the canonical rows from a batch."""
+        for i, rows in enumerate(self._rows(update)):
+            flat = rows.reshape(-1, rows.shape[-1]).double()
+            std = flat.std(0) if flat.shape[0] > 1 else torch.ones_like(flat[0])
+            getattr(self, f"mean{i}").copy_(flat.mean(0).float())
+            getattr(self, f"std{i}").copy_(std.clamp_min(1e-3 * float(std.mean()) + 1e-12))
+
+    def forward(self, update: Sequence[Tensor]) -> Tensor:
+        parts = []
+        for i, (rows, enc) in enumerate(zip(self._rows(update), self.encoders, strict=True)):
+            z = (rows - getattr(self, f"mean{i}")) / getattr(self, f"std{i}")
+            parts.append(enc(z).flatten(1))
         h = torch.cat(parts, dim=1)
         return self.net(h).view(h.shape[0], self.layout.batch_size, *self.layout.image_shape)
 
