@@ -511,3 +511,6 @@ def report(
 def main() -> None:  # pragma: no cover - console-script convenience
     """Runs the app (same as ``gradleak``)."""
     app()
+
+
+app.add_typer(__import__("gradleak.cli_learn", fromlist=["app"]).app, name="learn")

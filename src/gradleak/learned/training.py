@@ -172,7 +172,8 @@ def train(
         loss: the client's loss name (default: the model's, else cross-entropy).
         callback: called with an :class:`EpochReport` after every step and epoch.
         checkpoint: a file written after every epoch (safetensors; resumable).
-        resume: continue from ``checkpoint`` if it exists (same settings required).
+        resume: continue from ``checkpoint`` if it exists (same settings required, except
+            ``epochs``, which may grow; the lr decay then follows the new count).
         **settings: fields of :class:`TrainSettings` and ``signed_hash``, ``row_width``.
 
     Returns:
@@ -248,12 +249,16 @@ def _exists(path: str) -> bool:
 def _resume(fresh: Inverter, opt: torch.optim.Optimizer, path: str, model: nn.Module
             ) -> Inverter:
     old, extras = load_with_extras(path, model)
-    if old.spec != fresh.spec or old.training.get("settings") != fresh.training["settings"]:
+    def same(a: object) -> object:  # more epochs may be asked for when resuming
+        return {k: v for k, v in a.items() if k != "epochs"} if isinstance(a, dict) else a
+
+    if old.spec != fresh.spec or same(old.training.get("settings")) != same(
+            fresh.training["settings"]):
         raise ConfigError(f"{path} was written with other settings; resume with the same "
                           "settings or choose another --out")
     optimizer_from_tensors(opt, extras)
     fresh.head.load_state_dict(old.head.state_dict())
-    fresh.training = old.training
+    fresh.training = {**old.training, "settings": fresh.training["settings"]}
     return fresh
 
 
@@ -266,7 +271,7 @@ def _run_epochs(inv: Inverter, opt: torch.optim.Optimizer, maker: PairMaker, ts:
     history = inv.training["history"]
     inv.head.train()
     for epoch in range(int(inv.training["epochs_done"]), ts.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lr = ts.lr * (0.1 if epoch >= decay_epoch else 1.0)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -289,9 +294,11 @@ def _run_epochs(inv: Inverter, opt: torch.optim.Optimizer, maker: PairMaker, ts:
         val_psnr = (validate(inv, maker, v_images, v_labels, seed=seed, groups_per_step=G)
                     if len(v_images) >= B else None)
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "lr": lr,
-                        "val_psnr": val_psnr, "seconds": time.perf_counter() - t0})
+                        "val_psnr": val_psnr, "seconds": time.perf_counter() - t0,
+                        "cpu_seconds": time.process_time() - c0})
         inv.training["epochs_done"] = epoch + 1
         inv.training["train_seconds"] = sum(h["seconds"] for h in history)
+        inv.training["train_cpu_seconds"] = sum(h.get("cpu_seconds", 0.0) for h in history)
         if callback is not None:
             callback(EpochReport(epoch + 1, ts.epochs, steps, steps, total / max(count, 1),
                                  val_psnr))
