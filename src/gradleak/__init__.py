@@ -43,6 +43,7 @@ _LAZY: dict[str, str] = {
     "report": "gradleak.report",
     "experiments": "gradleak.experiments",
     "learned": "gradleak.learned",
+    "generative": "gradleak.generative",
 }
 
 __all__ = [

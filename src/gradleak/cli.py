@@ -513,4 +513,5 @@ def main() -> None:  # pragma: no cover - console-script convenience
     app()
 
 
-app.add_typer(__import__("gradleak.cli_learn", fromlist=["app"]).app, name="learn")
+app.add_typer(importlib.import_module("gradleak.cli_prior").app, name="prior")  # generative priors
+app.add_typer(importlib.import_module("gradleak.cli_learn").app, name="learn")  # learned inverters
