@@ -53,7 +53,8 @@ def train_cmd(
     head: Annotated[str, typer.Option(help="'mlp' (the paper's) or 'rows' (last layers).")
                     ] = "mlp",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the auxiliary images.")] = 8,
-    hidden: Annotated[int, typer.Option(min=1, help="Hidden width of the MLP.")] = 3000,
+    hidden: Annotated[int, typer.Option(
+        min=1, help="Hidden width of the MLP (the paper: 3000 for B=1).")] = 1000,
     hash_dim: Annotated[int, typer.Option(
         min=0, help="Feature-hash buckets (0: the whole gradient).")] = 16384,
     size: Annotated[int, typer.Option(min=4, help="Image side length.")] = 32,

@@ -77,7 +77,7 @@ class HeadSettings:
         row_width: width of the per-row encoder (``rows``).
     """
 
-    hidden: int = 3000
+    hidden: int = 1000
     hash_dim: int | None = None
     signed_hash: bool = True
     hash_seed: int = 0
