@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 rows.append({**setting, **summarise(f"lti-{head}", per_image, **{
                     "train s": cpu, "infer ms": sum(ms) / len(ms)})})
             mean_scores: list[tuple[float, float]] = []
-            for obs, truth in observed:
+            for _obs, truth in observed:
                 rec = gl.Reconstruction(images=mean_image.expand(batch, -1, -1, -1).clone(),
                                         labels=None, attack="mean-image", config={})
                 mean_scores += scores(rec, truth)

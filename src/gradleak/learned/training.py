@@ -5,9 +5,9 @@ Inversion in Federated Learning", UAI 2023, Sec. 4: every step draws groups of B
 images, computes their (defended) batch gradients with the target model
 (:class:`~gradleak.learned.pairs.PairMaker`), predicts B images per gradient and minimises
 the Hungarian-matched MSE (:func:`~gradleak.learned.matching.hungarian_mse`) with Adam
-(lr 1e-4 in the paper, decayed x0.1 after 75% of the epochs; defaults here are sized for
-minutes on one CPU thread, see :class:`TrainSettings` and :func:`train`). After every epoch the mean PSNR
-on held-out images is recorded (also after Hungarian matching).
+(lr 1e-4 in the paper, decayed x0.1 after 75% of the epochs; the defaults here are sized
+for minutes on one CPU thread, see :class:`TrainSettings` and :func:`train`). After every
+epoch the mean PSNR on held-out images is recorded (also after Hungarian matching).
 
 Randomness is seeded per epoch (``seed``, epoch), so resuming from a checkpoint written after
 epoch e continues exactly as an uninterrupted run would.
