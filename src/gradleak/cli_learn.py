@@ -87,8 +87,8 @@ def train_cmd(
                                   channels=channels)
     val = _validation(aux, size, channels, seed)
     classes = max(10, int(labels.max()) + 1)
-    net = gl.models.create(model, num_classes=classes, in_shape=tuple(images.shape[1:]),
-                           seed=model_seed)
+    c, h, w = (int(v) for v in images.shape[1:])
+    net = gl.models.create(model, num_classes=classes, in_shape=(c, h, w), seed=model_seed)
     err, con = _err_console(), _out_console()
     if resume and out.is_file():
         done = gl.learned.load(out, model=net).training.get("epochs_done", 0)
