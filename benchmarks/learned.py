@@ -16,8 +16,9 @@ gradient-shaped head) *for that defense*, then reports per row:
   baseline);
 * ``ig``: Inverting Gradients with its defaults (labels recovered, none shared) given, per
   observation, as many CPU seconds as training the ``mlp`` inverter took (capped by
-  ``--ig-seconds``): the iteration count is set from a timed 5-iteration run. Only the first
-  ``--ig-obs`` test observations (it is slow).
+  ``--ig-seconds``): the iteration count comes from timed 10- and 40-iteration runs (per
+  iteration cost and fixed setup cost). Only the first ``--ig-obs`` test observations (it is
+  slow); ``infer ms`` is the CPU time ig actually used per observation.
 
 Trained inverters are cached in ``--cache`` (safetensors), so a rerun only evaluates.
 
@@ -76,10 +77,16 @@ def train_or_load(model: torch.nn.Module, head: str, batch: int, defense: Any,
 
 def ig_row(obs_list: list[tuple[gl.Observation, gl.GroundTruth]], budget: float,
            seed: int) -> dict[str, Any]:
-    c0 = time.process_time()
-    gl.reconstruct(obs_list[0][0], attack="ig", iterations=5, seed=seed)
-    per_iter = max((time.process_time() - c0) / 5, 1e-4)
-    iters = max(10, int(budget / per_iter))
+    def cpu(iterations: int) -> float:
+        c0 = time.process_time()
+        gl.reconstruct(obs_list[0][0], attack="ig", iterations=iterations, seed=seed)
+        return time.process_time() - c0
+
+    cpu(2)  # warm-up (one-off library initialisation)
+    short, long = cpu(10), cpu(40)
+    per_iter = max((long - short) / 30, 1e-5)
+    setup = max(short - 10 * per_iter, 0.0)
+    iters = max(10, int((budget - setup) / per_iter))
     per_image: list[tuple[float, float]] = []
     spent = 0.0
     for obs, truth in obs_list:
