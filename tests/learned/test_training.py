@@ -85,3 +85,20 @@ def test_bad_settings_are_refused() -> None:
         gl.learned.train(model, aux, batch_size=0)
     with pytest.raises(gl.DataError):
         gl.learned.train(model, aux * 3)
+
+
+class _DataStageDefense(gl.defenses.Defense):
+    """A defense that acts on the batch, not on the update (e.g. MixUp)."""
+
+    name = "fake-mixup"
+    stage = "data"
+
+    def apply(self, update: list[torch.Tensor], *, generator: torch.Generator
+              ) -> list[torch.Tensor]:
+        return update
+
+
+def test_defenses_that_do_not_act_on_the_update_are_refused() -> None:
+    model = gl.models.create("lenet", in_shape=(1, 8, 8))
+    with pytest.raises(ConfigError, match="acts on the client's data"):
+        PairMaker(model, defense=_DataStageDefense())

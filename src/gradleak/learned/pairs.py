@@ -23,6 +23,7 @@ from torch.func import functional_call, grad, vmap
 
 from gradleak.attacks.optimization.objective import replace_batchnorm
 from gradleak.defenses import Defense
+from gradleak.errors import ConfigError
 from gradleak.losses import get_loss
 from gradleak.types import Normalization, trainable_parameters
 
@@ -57,6 +58,13 @@ class PairMaker:
         normalization: Normalization | None = None,
         train_mode: bool = True,
     ) -> None:
+        stage = getattr(defense, "stage", "update")
+        if defense is not None and stage != "update":
+            raise ConfigError(
+                f"defense {defense.name!r} acts on the client's {stage}, not on its finished "
+                "update; an inverter can be trained only for defenses applied to the update "
+                "(noise, clip, prune, sign, ...)"
+            )
         work = copy.deepcopy(model)
         work.train(train_mode)
         for p in work.parameters():
