@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from gradleak.config import with_overrides
 from gradleak.defenses import Defense
 from gradleak.errors import ConfigError
-from gradleak.learned.aux import AuxData, check_images, resolve_aux
+from gradleak.learned.auxdata import AuxData, check_images, resolve_aux
 from gradleak.learned.fingerprint import architecture_fingerprint, parameter_fingerprint
 from gradleak.learned.heads import HeadSettings, build_head
 from gradleak.learned.inverter import Inverter, load_with_extras
