@@ -102,3 +102,14 @@ def test_defenses_that_do_not_act_on_the_update_are_refused() -> None:
     model = gl.models.create("lenet", in_shape=(1, 8, 8))
     with pytest.raises(ConfigError, match="acts on the client's data"):
         PairMaker(model, defense=_DataStageDefense())
+
+
+def test_aux_by_dataset_name_uses_the_models_input_shape() -> None:
+    model = gl.models.create("lenet", in_shape=(1, 8, 8))
+    inv = gl.learned.train(model, "digits", hidden=16, hash_dim=64, epochs=1,
+                           calibration_groups=32)
+    assert inv.image_shape == (1, 8, 8)
+    assert inv.training["history"][0]["val_psnr"] is not None
+    custom = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with pytest.raises(ConfigError, match="image size"):
+        gl.learned.train(custom, "digits", hidden=16, epochs=1)
