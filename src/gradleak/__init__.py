@@ -43,6 +43,7 @@ _LAZY: dict[str, str] = {
     "defenses": "gradleak.defenses",
     "report": "gradleak.report",
     "experiments": "gradleak.experiments",
+    "learned": "gradleak.learned",
     "generative": "gradleak.generative",
     "schema": "gradleak.schema",
     "threads": "gradleak.threads",

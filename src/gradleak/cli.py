@@ -275,3 +275,4 @@ def main() -> None:  # pragma: no cover - console-script convenience
 
 
 app.add_typer(importlib.import_module("gradleak.cli_prior").app, name="prior")  # generative priors
+app.add_typer(importlib.import_module("gradleak.cli_learn").app, name="learn")  # learned inverters
