@@ -19,11 +19,10 @@ import typer
 app = typer.Typer(help="Train and inspect learned inverters (attack 'lti').",
                   no_args_is_help=True)
 
-# imported after ``app``: cli.py registers this module's app when it is imported itself
-from gradleak.cli import (  # noqa: E402
-    _err_console,
-    _out_console,
+from gradleak.cli_common import (  # noqa: E402
+    err_console,
     friendly_errors,
+    out_console,
     parse_assignments,
     parse_defense,
     summary_table,
@@ -89,7 +88,7 @@ def train_cmd(
     classes = max(10, int(labels.max()) + 1)
     c, h, w = (int(v) for v in images.shape[1:])
     net = gl.models.create(model, num_classes=classes, in_shape=(c, h, w), seed=model_seed)
-    err, con = _err_console(), _out_console()
+    err, con = err_console(), out_console()
     if resume and out.is_file():
         done = gl.learned.load(out, model=net).training.get("epochs_done", 0)
         err.print(f"resuming {out} after epoch {done}", soft_wrap=True)
@@ -129,7 +128,7 @@ def info_cmd(
 
     inv = gl.learned.load(path)
     s = inv.spec
-    con = _out_console()
+    con = out_console()
     con.print(f"{path}: head {s.head}, batch size {inv.batch_size}, images {inv.image_shape}, "
               f"defense {s.defense or 'none'}, model {s.model_spec or 'custom'}, "
               f"epochs done {inv.training.get('epochs_done')}", soft_wrap=True)
