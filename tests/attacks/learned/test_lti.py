@@ -42,3 +42,23 @@ def test_lti_beats_the_mean_image(seed: int) -> None:
 def test_control_an_update_drowned_in_noise_gives_no_more_than_the_mean() -> None:
     lti, mean = _run(0, {"name": "noise", "sigma": 1.0})
     assert lti < mean + 0.5, (lti, mean)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_refinement_starts_at_the_inverters_output_and_lowers_the_matching_loss(
+        seed: int) -> None:
+    model = gl.models.create("lenet", in_shape=(1, SIZE, SIZE))
+    aux = gl.data.load("digits", size=SIZE, n=200, split="train", seed=seed)
+    x, y = gl.data.load("digits", size=SIZE, n=1, split="holdout", seed=seed)
+    inv = gl.learned.train(model, aux, head="rows", hidden=32, epochs=1, seed=seed,
+                           lr=1e-3, groups_per_step=8, val_fraction=0.0)
+    obs, truth = gl.simulate(model, x, y, share_labels=True, seed=seed)
+    raw = gl.reconstruct(obs, attack="lti", inverter=inv)
+    rec = gl.reconstruct(obs, attack="lti", inverter=inv, refine_iterations=30, seed=seed)
+    assert torch.allclose(rec.trace.snapshots[0], raw.images, atol=1e-6)  # the start
+    losses = torch.tensor(rec.trace.losses)[:, 0]
+    assert float(losses[-1]) < float(losses[0])
+    assert rec.images.shape == truth.images.shape
+    assert rec.config["refiner"]["iterations"] == 30
+    with pytest.raises(gl.ConfigError, match="refine_iterations"):
+        gl.reconstruct(obs, attack="lti", inverter=inv, refine_iterations=-1)

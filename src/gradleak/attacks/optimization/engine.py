@@ -146,14 +146,31 @@ class OptimizationAttack(Attack):
         self.check(obs)
         return timed_run(lambda gen: self._run(obs, gen, callback), generator)
 
+    def reconstruct_from(self, obs: Observation, images: Tensor, *,
+                         generator: torch.Generator | None = None,
+                         callback: Callback | None = None) -> Reconstruction:
+        """Like :meth:`reconstruct`, but the first stage starts from ``images`` (refinement).
+
+        Args:
+            obs: what the server observed.
+            images: a starting batch in [0, 1], (B, C, H, W) (e.g. a learned inverter's
+                output); every restart starts there.
+        """
+        self.check(obs)
+        shape = (batch_size_of(obs), *obs.data_shape)
+        if tuple(images.shape) != shape:
+            raise ConfigError(f"start images are {tuple(images.shape)}; this observation needs "
+                              f"{shape}")
+        start = StageStart(tensors=(), images=images.detach(), representation=None)
+        return timed_run(lambda gen: self._run(obs, gen, callback, start), generator)
+
     def _run(self, obs: Observation, gen: torch.Generator,
-             callback: Callback | None) -> Reconstruction:
+             callback: Callback | None, start: StageStart | None = None) -> Reconstruction:
         plan = plan_labels(self.config.labels, obs)
         stages = self.stages(obs)
         total = sum(st.config.iterations for st in stages)
         shape = (batch_size_of(obs), *obs.data_shape)
         outcomes: list[StageOutcome] = []
-        start: StageStart | None = None
         offset = 0
         for stage in stages:
             prob = self._problem(obs, stage.config, plan)
@@ -221,4 +238,6 @@ def adaptive_transform(obs: Observation, attack: str) -> Callable[[Tensor], Tens
 
 def pixels(setup: StageSetup) -> Representation:
     """The default representation: the candidate batch's pixels (model input space)."""
-    return Pixels(setup.shape, setup.box, init=setup.config.init, boxed=setup.config.boxed)
+    start = setup.start.images if setup.start is not None else None
+    return Pixels(setup.shape, setup.box, init=setup.config.init, boxed=setup.config.boxed,
+                  start=start)

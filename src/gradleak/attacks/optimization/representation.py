@@ -73,13 +73,14 @@ class StageStart:
     Attributes:
         tensors: that restart's optimised tensors of the previous stage, each (1, ...).
         images: its decoded batch in [0, 1], (B, C, H, W).
-        representation: the previous stage's representation (to read its tensors).
+        representation: the previous stage's representation (to read its tensors); None
+            for images given from outside (e.g. a learned inverter's output to refine).
         logits: its soft-label logits (1, B, K) when labels are optimised, else None.
     """
 
     tensors: tuple[Tensor, ...]
     images: Tensor
-    representation: Representation
+    representation: Representation | None
     logits: Tensor | None = None
 
 
@@ -120,16 +121,21 @@ class Pixels(Representation):
         box: the input space in pixel units.
         init: a name in ``INITS`` (drawn in input space).
         boxed: clamp to the pixel box [0, 1] after every step (IG's box constraint).
+        start: start every restart from these images in [0, 1], (B, C, H, W), instead of
+            drawing (refining an earlier result).
     """
 
     def __init__(self, shape: tuple[int, ...], box: Box, *, init: str = "randn",
-                 boxed: bool = True) -> None:
+                 boxed: bool = True, start: Tensor | None = None) -> None:
         super().__init__(shape, box)
         self.init = INITS.get(init)
         self.boxed = boxed
+        self.start = start
 
     def draw(self, generator: torch.Generator) -> list[Tensor]:
-        """One restart drawn by the ``init`` rule, (1, B, C, H, W)."""
+        """One restart drawn by the ``init`` rule (or the start images), (1, B, C, H, W)."""
+        if self.start is not None:
+            return [self.box.to_input(self.start.to(self.box.lo))[None].clone()]
         return [self.init((1, *self.shape), generator, self.box.lo, self.box.hi)]
 
     def decode(self, tensors: Sequence[Tensor]) -> Tensor:

@@ -124,7 +124,7 @@ def _draw(rep: Representation, R: int, gen: torch.Generator, num_classes: int, b
     logit_parts: list[Tensor] = []
     for _ in range(R):
         parts.append(rep.draw(gen))
-        if num_classes and start is None:
+        if num_classes and (start is None or start.logits is None):
             logit_parts.append(torch.randn((1, batch, num_classes), generator=gen,
                                            dtype=rep.box.lo.dtype))
     tensors = [torch.cat(col).detach().requires_grad_(True) for col in zip(*parts, strict=True)]
