@@ -31,6 +31,8 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -72,3 +74,18 @@ def use_threads(requested: int | None = None) -> int:
     if n > 0:
         torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+@contextmanager
+def threads_while(requested: int | None) -> Iterator[None]:
+    """Uses ``requested`` torch threads (None: leave them) inside the block, then restores.
+
+    Experiments use it so that a run's thread setting does not leak into the caller.
+    """
+    before = torch.get_num_threads()
+    if requested is not None:
+        use_threads(int(requested))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

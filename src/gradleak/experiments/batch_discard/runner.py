@@ -17,6 +17,7 @@ from gradleak.persistence.files import write_json
 from gradleak.persistence.jsonio import to_jsonable
 from gradleak.report.plots import save_series_plot as save_plot
 from gradleak.safeio import ensure_dir
+from gradleak.threads import threads_while
 
 
 @register_experiment(NAME)
@@ -39,14 +40,8 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
     """
     s = resolve_settings(quick, settings)
     out = ensure_dir(out)
-    threads = torch.get_num_threads()
-    if s.threads is not None:
-        # tiny models run faster on one thread (and far faster on a busy machine)
-        torch.set_num_threads(int(s.threads))
-    try:
+    with threads_while(s.threads):  # tiny models run far faster on one thread
         return _run(out, s, quick, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
