@@ -137,6 +137,7 @@ def _save_tensors(out: Path, rec: Reconstruction, truth: GroundTruth | None) -> 
             "restart_scores": tr.restart_scores,
             "best_restart": tr.best_restart,
             "wall_time": tr.wall_time,
+            "expected": rec.expected,
         },
     )
 
@@ -270,6 +271,13 @@ def write_run(
     return write_index(out, data, files)
 
 
+def _expected(value: Any, src: Path) -> int | None:
+    """The saved ``Reconstruction.expected`` (validated: None or a non-negative int)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise DataError(f"{src / TRACE}: 'expected' must be a non-negative integer or null")
+
+
 def load_run(run_dir: str | Path) -> RunData:
     """Reads a folder written by :func:`write_run` back into a :class:`RunData`.
 
@@ -311,6 +319,7 @@ def load_run(run_dir: str | Path) -> RunData:
         attack=str(tr.get("attack", config.get("attack", "unknown"))),
         config=dict(config.get("attack_config", {})),
         trace=trace,
+        expected=_expected(tr.get("expected"), src),
     )
     truth = None
     if "truth_images" in t:
