@@ -9,6 +9,10 @@ Datasets (see :func:`available`):
 * ``cifar10``, ``cifar100`` (fine labels): the official python pickle batches.
 * ``mnist``, ``fashion_mnist``: the official IDX files, plain or ``.gz``.
 * ``imagefolder`` (``root/<class>/*.jpg``) and ``flowers17`` (Oxford 17 Flowers layout).
+* offline domains for generative priors, each with ``split="train"|"holdout"``
+  (:mod:`gradleak.data.domains`): ``digits`` (scikit-learn 8x8 digits, upsampled, grey),
+  ``faces`` (scikit-image ``lfw_subset`` faces, grey), ``patches`` (random crops of the
+  bundled source photos, RGB, split by photo).
 
 Example:
     >>> import gradleak as gl
@@ -20,7 +24,7 @@ Example:
     [0, 0, 0, 3]
 """
 
-from gradleak.data import bundled, cifar, folder, mnist  # noqa: F401  (registration)
+from gradleak.data import bundled, cifar, domains, folder, mnist  # noqa: F401  (registration)
 from gradleak.data.base import (
     DATA_ROOT_ENV,
     DATASETS,
