@@ -35,6 +35,7 @@ from gradleak.attacks.analytic._common import (
 )
 from gradleak.attacks.analytic.base import AnalyticAttack, AnalyticResult
 from gradleak.attacks.analytic.spear.factorisation import F64, low_rank
+from gradleak.attacks.analytic.spear.peel import peel
 from gradleak.attacks.analytic.spear.proposals import (
     complete_last,
     pivot_rows,
@@ -137,7 +138,7 @@ class SPEAR(AnalyticAttack):
         lr = low_rank(gw, obs.batch_size, cfg.rank_tol, generator)
         search = DirectionSearch(lr, first.module.weight, first.module.bias, cfg.zero_tol,
                                  generator, cfg.noise_factor, out_of_time)
-        rounds = self._search(search, callback, out_of_time)
+        rounds = self._search(search, gb, callback, out_of_time)
         found = select_directions(search, lr.rank)
         stopped = "complete" if len(found) == lr.rank else (
             "time" if out_of_time() else "rounds")
@@ -169,7 +170,7 @@ class SPEAR(AnalyticAttack):
         return AnalyticResult(inputs=flat, labels=labels, expected=lr.rank, extras=extras)
 
     def _search(
-        self, search: DirectionSearch, callback: Callback | None,
+        self, search: DirectionSearch, bias_grad: Tensor, callback: Callback | None,
         out_of_time: Callable[[], bool],
     ) -> int:
         """Rounds of reweighted proposals, subspace splitting and SPEAR samples."""
@@ -198,6 +199,11 @@ class SPEAR(AnalyticAttack):
                 best = min(range(len(queue)), key=lambda i: queue[i].shape[1])
                 search.process(split(search, queue.pop(best), max(cfg.samples_per_round, 1)),
                                "split", queue)
+            while searching():  # peel while it finds something (each pass is cheap)
+                before = len(search.found)
+                search.process(peel(search, bias_grad), "peel", queue)
+                if len(search.found) == before:
+                    break
             if searching():
                 search.process(deflate(search), "deflation", queue)
             if len(search.found) == b - 1 and b > 1 and not out_of_time():

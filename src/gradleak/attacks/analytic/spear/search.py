@@ -84,6 +84,8 @@ class DirectionSearch:
         self.zero_tol = float(self.tol.max())
         self.gen = generator
         p = weight.detach().to(F64) @ lr.v  # pre-activations are p @ y + bias for x = V y
+        self.pre_w, self.pre_b = p, bias.detach().to(F64)
+        self.m_live = lr.m[self.rows]
         pn = p.norm(dim=1).clamp_min(1e-300)
         self.p_hat = (p / pn[:, None]).numpy()
         self.b_hat = (bias.detach().to(F64) / pn).numpy()
@@ -91,6 +93,8 @@ class DirectionSearch:
         self.group, self.n_groups = parallel_groups(self.mh, self.tol)
         self.max_split = 6
         self.found: list[Direction] = []
+        # found index -> (input coordinates y with x = V y, its dz over the live rows)
+        self.known: dict[int, tuple[Tensor, Tensor]] = {}
         self.rejected: list[Tensor] = []
         self.subspaces_seen: dict[int, Tensor] = {}
         self.completion_tried = -1
@@ -98,7 +102,7 @@ class DirectionSearch:
                       "linear_programs": 0}
 
     # ------------------------------------------------------------------ classification
-    def _null(self, masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def null_spaces(self, masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Eigen-decomposition of the Gram matrices of the masked rows, and null dimensions.
 
         Returns:
@@ -152,7 +156,7 @@ class DirectionSearch:
         if len(q) == 0:
             return []
         for _ in range(5):
-            lam, vec, nullity = self._null(masks)
+            lam, vec, nullity = self.null_spaces(masks)
             single = nullity <= 1  # nullity 0: the loose mask caught non-zero rows; refit
             q = torch.where(single[:, None], vec[:, :, 0], q)
             new = (q @ self.mh.T).abs() <= self.tol + self.fit_error(masks, lam)[:, None]
@@ -162,7 +166,7 @@ class DirectionSearch:
             masks = new & (new.sum(1, keepdim=True) >= b - 1) | masks & (
                 new.sum(1, keepdim=True) < b - 1
             )
-        lam, vec, nullity = self._null(masks)
+        lam, vec, nullity = self.null_spaces(masks)
         results: list[tuple[Tensor, Tensor]] = []
         for k in range(len(q)):
             s = int(nullity[k])
@@ -181,7 +185,7 @@ class DirectionSearch:
             if essential.any() and not essential.all():
                 keep = mask.clone()
                 keep[torch.nonzero(mask).flatten()[essential]] = False
-                lam2, vec2, null2 = self._null(keep[None])
+                lam2, vec2, null2 = self.null_spaces(keep[None])
                 s2 = int(null2[0])
                 if s2 > 1:
                     results.append((vec2[0, :, :s2], keep))
