@@ -58,8 +58,9 @@ class SPEAR(AnalyticAttack):
     (activation pattern agreement, relative error of its own gradient column, whether it lies
     in the image range) and ``recovered`` (all checks pass). The checks use only the
     observation. When fewer than ``B`` directions are found within the budget the result is
-    partial (``Reconstruction.partial``; no image, ``expected`` = B) and ``extras`` says how
-    many directions were found.
+    partial (``Reconstruction.partial``, ``expected`` = B): it holds the inputs that peeling
+    made exact (:mod:`.peel`; each is the ratio of a single-sample row, exact like the bias
+    attack) and ``extras`` says how many directions were found.
 
     Reference:
         Dimitrov et al., "SPEAR: Exact Gradient Inversion of Batches in Federated Learning",
@@ -159,10 +160,14 @@ class SPEAR(AnalyticAttack):
                 f"found {len(found)} of {lr.rank} directions within the budget "
                 f"({cfg.max_rounds} rounds"
                 + (f", {cfg.max_seconds:g} s" if cfg.max_seconds is not None else "")
-                + "); the inputs need all of them. Raise max_rounds / samples_per_round"
+                + f"); {len(search.known)} inputs are exact from single-sample rows, the "
+                "others need all directions. Raise max_rounds / samples_per_round"
             )
-            extras.update(recovered=0, per_sample=[])
-            flat = torch.zeros(0, lr.v.shape[0], dtype=F64)
+            # the inputs peeling made exact are still a result: a partial one
+            order = sorted(search.known)
+            flat = torch.stack([lr.v @ search.known[j][0] for j in order]) if order else (
+                torch.zeros(0, lr.v.shape[0], dtype=F64))
+            extras.update(recovered=len(order), per_sample=[], known_directions=order)
             return AnalyticResult(inputs=flat, labels=None, expected=lr.rank, extras=extras)
         flat, lam = solve_inputs(lr, gb, found)
         extras.update(verify(obs, first.name, flat, found, lam, lr, search, cfg.verify_tol))

@@ -30,6 +30,7 @@ def spear_samples(search: DirectionSearch, count: int) -> Tensor:
     zeros = ((q @ search.mh.T).abs() <= search.loose).sum(dim=1)
     return q[zeros >= b + max(2, b // 4)]
 
+
 def pivot_rows(search: DirectionSearch, count: int) -> Tensor:
     """Pivot rows for the reweighted search, preferring rows active on no found sample."""
     n = search.mh.shape[0]
@@ -41,6 +42,7 @@ def pivot_rows(search: DirectionSearch, count: int) -> Tensor:
     order = torch.argsort(active_found.to(F64) + jitter)
     return order[:count]
 
+
 def reweighted(search: DirectionSearch, pivots: Tensor, iterations: int, p: float) -> Tensor:
     """``min sum_r |m_r . q|^p`` s.t. ``m_pivot . q = 1`` by reweighted least squares."""
     a = search.mh[pivots]  # (K, b)
@@ -50,6 +52,8 @@ def reweighted(search: DirectionSearch, pivots: Tensor, iterations: int, p: floa
     q = q / (a * q).sum(1, keepdim=True)
     eps = torch.full((len(pivots), 1), 0.3, dtype=F64)
     for _ in range(iterations):
+        if search.out_of_time():
+            break
         r = (q @ search.mh.T).abs()
         w = (r**2 + eps**2).pow(p / 2 - 1)
         g = torch.einsum("kr,ri,rj->kij", w, search.mh, search.mh)
@@ -58,6 +62,7 @@ def reweighted(search: DirectionSearch, pivots: Tensor, iterations: int, p: floa
         q = q / (a * q).sum(1, keepdim=True)
         eps = (eps * 0.5).clamp_min(float(search.tol.median()))
     return q / q.norm(dim=1, keepdim=True)
+
 
 def complete_last(search: DirectionSearch) -> Tensor:
     """Candidates for the one missing direction when ``B - 1`` are known.

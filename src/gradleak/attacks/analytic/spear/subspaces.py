@@ -66,6 +66,7 @@ def deflate(search: DirectionSearch, iterations: int = 30, p: float = 0.5) -> Te
         out.append(q0 + qf @ beta)
     return torch.stack(out) if out else torch.zeros(0, search.b, dtype=F64)
 
+
 def split(
     search: DirectionSearch, basis: Tensor, budget: int, rows: Tensor | None = None
 ) -> Tensor:
