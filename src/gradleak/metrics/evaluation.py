@@ -27,6 +27,8 @@ def _check_images(x: Any, what: str) -> Tensor:
     x = x.detach().to("cpu", torch.float64)
     if not torch.isfinite(x).all():
         raise MetricError(f"{what} images contain NaN or inf")
+    if x.numel() == 0:
+        return x
     lo, hi = float(x.min()), float(x.max())
     if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
         raise MetricError(
