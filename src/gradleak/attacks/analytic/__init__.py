@@ -17,15 +17,15 @@ from gradleak.attacks.analytic.ambiguity import (
     batch2_ambiguity,
     write_ambiguity_png,
 )
+from gradleak.attacks.analytic.base import AnalyticAttack, AnalyticResult
 from gradleak.attacks.analytic.bias import (
     BiasAttack,
     FeatureRecovery,
     invert_features,
     recover_linear_input,
 )
-from gradleak.attacks.analytic.rgap import RGAP, rank_table
-from gradleak.attacks.analytic.base import AnalyticAttack, AnalyticResult
 from gradleak.attacks.analytic.cpa import CocktailParty
+from gradleak.attacks.analytic.rgap import RGAP, rank_table
 from gradleak.attacks.analytic.spear import SPEAR
 
 __all__ = [
