@@ -335,7 +335,8 @@ def run_trace_schema(limits: Limits = DEFAULT_LIMITS) -> Record:
             "restart_scores": List(loss, 4096),
             "best_restart": Int(0, 4095),
             "wall_time": Float(0.0),
+            "expected": Nullable(Int(0, limits.max_batch_size)),
         },
         optional=frozenset({"losses", "snapshot_iterations", "restart_scores", "best_restart",
-                            "wall_time", "attack"}),
+                            "wall_time", "attack", "expected"}),
     )

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from gradleak.errors import ObservationError
+from gradleak.errors import DataError, ObservationError
 from gradleak.schema import DEFAULT_LIMITS, Float, Int, Limits, Str, check
 
 UpdateKind = Literal["gradient", "delta"]
@@ -311,6 +311,16 @@ class Reconstruction:
         config: the full config used (JSON-friendly).
         trace: the optimisation trace (empty for closed-form attacks).
         extras: attack-specific reports (rank analysis, per-sample success, ...).
+        expected: how many private images the attack believes the batch holds (the shared
+            or recovered batch size), or None when it does not know. When it exceeds
+            ``len(images)`` the result is *partial*: the attack found only some images and
+            :func:`gradleak.evaluate` scores those and counts the rest as missed.
+
+    Example:
+        >>> rec = Reconstruction(torch.rand(3, 1, 4, 4), None, attack="x", config={},
+        ...                      expected=5)
+        >>> rec.partial, rec.missing
+        (True, 2)
     """
 
     images: Tensor
@@ -319,6 +329,32 @@ class Reconstruction:
     config: dict[str, Any]
     trace: Trace = field(default_factory=Trace)
     extras: dict[str, Any] = field(default_factory=dict)
+    expected: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.expected is not None:
+            if isinstance(self.expected, bool) or not isinstance(self.expected, int):
+                raise DataError(f"Reconstruction.expected must be an int, not {self.expected!r}")
+            if self.expected < len(self.images):
+                raise DataError(
+                    f"a reconstruction of {len(self.images)} images cannot expect fewer "
+                    f"({self.expected}); an attack returns at most one image per private image"
+                )
+
+    @property
+    def found(self) -> int:
+        """Number of reconstructed images."""
+        return int(self.images.shape[0])
+
+    @property
+    def missing(self) -> int:
+        """Private images the attack expected but did not recover (0 when unknown)."""
+        return 0 if self.expected is None else self.expected - self.found
+
+    @property
+    def partial(self) -> bool:
+        """True when fewer images were recovered than the batch holds."""
+        return self.missing > 0
 
 
 class Stopwatch:

@@ -1,11 +1,13 @@
 """GradInversion's label restoration (``yin``): exact on constructed gradients, clear refusals."""
 
+import warnings
+
 import pytest
 import torch
 
 import gradleak as gl
 from gradleak.errors import ThreatModelError
-from gradleak.labels.yin import YinLabels
+from gradleak.labels.yin import YinAssumptionWarning, YinLabels
 
 from .helpers import linear_model, observe, one_hot_images
 
@@ -60,3 +62,25 @@ def test_multi_step_fedavg_with_approximation() -> None:
     obs = observe(linear_model(12, 6), x, y, local_steps=2, local_lr=0.01)
     labels = gl.recover_labels(obs, strategy="yin", approximate_fedavg=True)
     assert labels.tolist() == [0, 2, 5]
+
+
+def test_confident_sigmoid_lenet_is_detected_and_falls_back() -> None:
+    # DLG's sigmoid LeNet puts most softmax mass on one class: the sign rule picks that class
+    # on most batches. yin must say so (warning) and return the fallback's (correct) labels.
+    warned = 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        model = gl.models.create("lenet")
+        x, y = gl.data.load("sample", size=32, n=4, seed=seed, unique_labels=True)
+        obs = observe(model, x, y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            labels = gl.recover_labels(obs, strategy="yin")
+        warned += any(issubclass(w.category, YinAssumptionWarning) for w in caught)
+        assert labels.tolist() == sorted(y.tolist()), seed
+    assert warned >= 3
+    torch.manual_seed(0)
+    x, y = gl.data.load("sample", size=32, n=4, seed=0, unique_labels=True)
+    with pytest.raises(ThreatModelError, match="not identified by the sign rule"):
+        gl.recover_labels(observe(gl.models.create("lenet"), x, y), strategy="yin",
+                          fallback=None)

@@ -125,3 +125,34 @@ def test_scores_are_read_only_mapping() -> None:
     with pytest.raises(AttributeError, match="no metric"):
         _ = s.fid
     assert "psnr=" in repr(s)
+
+
+def test_partial_result_scores_what_was_found_and_counts_the_rest() -> None:
+    truth = _truth()
+    found = truth.images[[3, 1]]  # two of four, out of order
+    rec = gl.Reconstruction(found, torch.tensor([2, 4]), attack="test", config={}, expected=4)
+    assert rec.partial and rec.missing == 2
+    s = evaluate(rec, truth, num_classes=10)
+    assert s["partial"] and s["num_images"] == 4 and s["num_recovered"] == 2
+    assert s["num_missed"] == 2 and s["missed"] == [0, 2]
+    assert s["assignment"] == [3, 1] and s["psnr"] == math.inf and s["label_acc"] == 1.0
+    assert s["label_count_error"] is None  # multiset metrics need the whole batch
+    missed = [p for p in s["per_image"] if p["missed"]]
+    assert [p["index"] for p in missed] == [0, 2] and all(p["psnr"] is None for p in missed)
+    json.loads(s.to_json())
+
+
+def test_empty_partial_result_and_undeclared_shortfall() -> None:
+    truth = _truth()
+    empty = gl.Reconstruction(torch.zeros(0, 3, 16, 16), None, attack="t", config={},
+                              expected=4)
+    s = evaluate(empty, truth)
+    assert s["num_recovered"] == 0 and s["num_missed"] == 4 and s["psnr"] is None
+    # fewer images without saying so is a clear error, not a silent score
+    with pytest.raises(MetricError, match="partial result must say so"):
+        evaluate(_rec(truth.images[:2], None), truth)
+
+
+def test_reconstruction_refuses_more_images_than_expected() -> None:
+    with pytest.raises(gl.errors.DataError, match="cannot expect fewer"):
+        gl.Reconstruction(torch.rand(3, 1, 4, 4), None, attack="t", config={}, expected=2)

@@ -20,13 +20,14 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from gradleak.errors import ThreatModelError
-from gradleak.labels.base import LabelStrategy, register_label_strategy
+from gradleak.labels.base import LABEL_STRATEGIES, LabelStrategy, register_label_strategy
 from gradleak.labels.common import (
     last_layer,
     require_batch_size,
@@ -36,14 +37,31 @@ from gradleak.labels.common import (
 from gradleak.types import Observation
 
 
+class YinAssumptionWarning(UserWarning):
+    """The update violates the sign premise of ``yin``; another strategy was used."""
+
+
 @register_label_strategy("yin")
 class YinLabels(LabelStrategy):
     """GradInversion label restoration: the ``B`` most negative row minima of dL/dW_fc.
+
+    The sign argument also needs every present class to outweigh what the other samples'
+    softmax puts on it. A confident untrained model (DLG's sigmoid LeNet puts most of the
+    mass on one class for every input) breaks that: a present class's row can be
+    non-negative and a confident absent class is picked instead. The method's own premise
+    is testable on the update: exactly ``B`` rows must have a negative minimum (absent
+    classes have none with non-negative features). When that count differs from ``B`` the
+    label set is not identified by this rule, and :meth:`recover` warns
+    (:class:`YinAssumptionWarning`) and returns the ``fallback`` strategy's labels instead
+    (or raises when ``fallback`` is None).
 
     Args:
         check_assumptions: probe the model and refuse when its last-layer inputs can be
             negative (the sign argument then fails).
         approximate_fedavg: accept a multi-step FedAvg delta as ``-delta / (lr * steps)``.
+        fallback: strategy used when the update violates the sign premise (default
+            ``"ilrg"``, which counts labels from the update without the sign argument);
+            None raises :class:`~gradleak.errors.ThreatModelError` instead.
     """
 
     assumptions: ClassVar[str] = (
@@ -54,9 +72,18 @@ class YinLabels(LabelStrategy):
         "approximate_fedavg=True."
     )
 
-    def __init__(self, *, check_assumptions: bool = True, approximate_fedavg: bool = False):
+    def __init__(
+        self,
+        *,
+        check_assumptions: bool = True,
+        approximate_fedavg: bool = False,
+        fallback: str | None = "ilrg",
+    ):
         self.check_assumptions = check_assumptions
         self.approximate_fedavg = approximate_fedavg
+        if fallback is not None:
+            LABEL_STRATEGIES.get(fallback)  # unknown names fail here, not mid-attack
+        self.fallback = fallback
 
     def scores(self, obs: Observation) -> Tensor:
         """Per-class minimum of the weight-gradient row, (K,); more negative = more likely."""
@@ -81,5 +108,25 @@ class YinLabels(LabelStrategy):
         if self.check_assumptions:
             require_nonnegative_features(obs, self.name)
         minima = self.scores(obs)
+        negative = self.negative_rows(minima)
+        if self.check_assumptions and negative != batch:
+            problem = (
+                f"label strategy 'yin' assumes exactly one negative-minimum row per present "
+                f"class, but this update has {negative} such rows for a batch of {batch} "
+                "(typical of a confident untrained softmax, e.g. DLG's sigmoid LeNet); its "
+                "label set is not identified by the sign rule"
+            )
+            if self.fallback is None:
+                raise ThreatModelError(problem + "; use strategy='ilrg' or 'llg'")
+            warnings.warn(f"{problem}; using {self.fallback!r} instead", YinAssumptionWarning,
+                          stacklevel=2)
+            labels = LABEL_STRATEGIES.get(self.fallback)().recover(obs)
+            return torch.sort(labels).values.to(torch.int64)
         chosen = torch.argsort(minima, stable=True)[:batch]
         return torch.sort(chosen).values.to(torch.int64)
+
+    @staticmethod
+    def negative_rows(minima: Tensor) -> int:
+        """Rows whose minimum is negative beyond the rounding level of the gradient."""
+        level = 64 * torch.finfo(minima.dtype).eps * float(minima.abs().max())
+        return int((minima < -level).sum())

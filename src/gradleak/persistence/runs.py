@@ -122,6 +122,7 @@ def save_run_data(out: str | Path, data: RunData) -> dict[str, str]:
         "restart_scores": tr.restart_scores,
         "best_restart": tr.best_restart,
         "wall_time": tr.wall_time,
+        "expected": rec.expected,
     })
     return {"tensors": TENSORS, "trace": TRACE}
 
@@ -177,6 +178,7 @@ def load_run(run_dir: str | Path) -> RunData:
         attack=str(tr.get("attack", config.get("attack", "unknown")))[:100],
         config=dict(attack_cfg),
         trace=trace,
+        expected=tr.get("expected"),
     )
     truth = None
     if "truth_images" in t:

@@ -8,7 +8,7 @@ import torch
 import gradleak as gl
 from gradleak.attacks.analytic import invert_features, recover_linear_input
 from gradleak.attacks.analytic.bias import cluster_rows, row_recoveries
-from gradleak.errors import ThreatModelError
+from gradleak.errors import ConfigError, ThreatModelError
 
 from .helpers import max_rel_error, photos
 
@@ -134,3 +134,29 @@ def test_multi_step_fedavg_is_refused() -> None:
     obs, _ = gl.simulate(model, photos(1), torch.tensor([1]), local_steps=3)
     with pytest.raises(ThreatModelError, match="ONE local step"):
         gl.reconstruct(obs, attack="bias")
+
+
+def test_batch_of_40_is_a_partial_result_that_evaluate_scores() -> None:
+    model = gl.models.create("mlp", depth=2, width=256, in_shape=(3, 16, 16))
+    x, y = gl.data.load("sample", size=16, n=40, seed=0)
+    obs, truth = gl.simulate(model, x, y)
+    rec = gl.reconstruct(obs, attack="bias")
+    assert rec.expected == 40 and rec.partial and 0 < rec.found < 40
+    assert "only" in rec.extras["partial"] and rec.extras["found"] == rec.found
+    scores = gl.evaluate(rec, truth)
+    assert scores["num_recovered"] == rec.found and scores["num_missed"] == 40 - rec.found
+    assert sum(p["missed"] for p in scores["per_image"]) == 40 - rec.found
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"min_cluster_size": 0}, "min_cluster_size must be > 0"),
+        ({"cluster_tolerance": -1.0}, "cluster_tolerance must be >= 0"),
+        ({"bias_threshold": float("inf")}, "bias_threshold must be finite"),
+        ({"max_candidates": 0}, "max_candidates must be > 0"),
+    ],
+)
+def test_config_is_validated_when_the_attack_is_built(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        gl.attacks.create("bias", **overrides)

@@ -23,15 +23,14 @@ from torch import Tensor, nn
 
 from gradleak.attacks.analytic._common import (
     find_first_linear,
-    flat_to_images,
     model_dtype,
     observed_gradients,
     param_gradient,
-    to_unit_range,
 )
-from gradleak.attacks.base import Attack, Callback, register_attack
+from gradleak.attacks.analytic.base import AnalyticAttack, AnalyticResult
+from gradleak.attacks.base import Callback, register_attack
 from gradleak.errors import ConfigError, ThreatModelError
-from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
+from gradleak.types import Observation
 
 
 # --------------------------------------------------------------------------- core maths
@@ -217,7 +216,7 @@ def invert_features(
 
 # --------------------------------------------------------------------------- the attack
 @register_attack("bias")
-class BiasAttack(Attack):
+class BiasAttack(AnalyticAttack):
     """Closed-form input recovery from a first linear layer with a bias.
 
     Batch of one: the input exactly (least squares over all rows with a non-zero bias
@@ -257,63 +256,59 @@ class BiasAttack(Attack):
         max_candidates: int | None = None
 
     requires = frozenset({"fc_first_layer_with_bias", "gradient_or_one_step_delta"})
+    nonnegative = frozenset({"bias_threshold", "cluster_tolerance"})
+    positive = frozenset({"min_cluster_size", "max_candidates"})
 
-    def reconstruct(
-        self,
-        obs: Observation,
-        *,
-        generator: torch.Generator | None = None,
-        callback: Callback | None = None,
-    ) -> Reconstruction:
-        """Recovers the input(s) from the first layer's weight and bias gradients."""
-        self.check(obs)
+    def solve(
+        self, obs: Observation, generator: torch.Generator, callback: Callback | None
+    ) -> AnalyticResult:
+        """Recovers the input(s) from the first layer's weight and bias gradients.
+
+        A batch whose samples are not all separated gives a partial result: the separated
+        samples, with ``expected`` the batch size and the reason in ``extras["partial"]``.
+        """
         cfg = self.config
-        with Stopwatch() as clock:
-            first = find_first_linear(obs)
-            grads = observed_gradients(obs)
-            gw = param_gradient(grads, first.name, "weight")
-            gb = param_gradient(grads, first.name, "bias")
-            rec, rows = row_recoveries(gw, gb, bias_threshold=cfg.bias_threshold)
-            if len(rows) == 0:
-                raise ThreatModelError(
-                    "a non-zero bias gradient in the first layer (this update has none)"
-                )
-            extras: dict[str, Any] = {
-                "layer": first.name,
-                "rows_total": int(gw.shape[0]),
-                "rows_used": len(rows),
-                "batch_size": obs.batch_size,
-            }
-            if obs.batch_size == 1:
-                flat = least_squares_input(gw, gb, rows)[None]
-                dev = (rec - flat).norm(dim=1) / flat.norm().clamp_min(1e-300)
-                extras.update(
-                    separated=1,
-                    single_sample_rows=len(rows),
-                    mixed_rows=0,
-                    max_row_deviation=float(dev.max()),
-                    clusters=[{"size": len(rows), "rows": rows.tolist()}],
-                )
-            else:
-                flat, info = self._separate(gw, gb, rec, rows, obs.batch_size)
-                extras.update(info)
-        images = to_unit_range(flat_to_images(flat, obs), model_dtype(obs.model))
+        first = find_first_linear(obs)
+        grads = observed_gradients(obs)
+        gw = param_gradient(grads, first.name, "weight")
+        gb = param_gradient(grads, first.name, "bias")
+        rec, rows = row_recoveries(gw, gb, bias_threshold=cfg.bias_threshold)
+        if len(rows) == 0:
+            raise ThreatModelError(
+                "a non-zero bias gradient in the first layer (this update has none)"
+            )
+        extras: dict[str, Any] = {
+            "layer": first.name,
+            "rows_total": int(gw.shape[0]),
+            "rows_used": len(rows),
+            "batch_size": obs.batch_size,
+        }
+        if obs.batch_size == 1:
+            flat = least_squares_input(gw, gb, rows)[None]
+            dev = (rec - flat).norm(dim=1) / flat.norm().clamp_min(1e-300)
+            extras.update(
+                separated=1,
+                single_sample_rows=len(rows),
+                mixed_rows=0,
+                max_row_deviation=float(dev.max()),
+                clusters=[{"size": len(rows), "rows": rows.tolist()}],
+            )
+        else:
+            flat, info = self._separate(gw, gb, rec, rows, obs.batch_size)
+            extras.update(info)
         extras["unclamped_range"] = [float(flat.min()), float(flat.max())]
-        return Reconstruction(
-            images=images,
-            labels=None,
-            attack=self.name,
-            config=self.config_dict(),
-            trace=Trace(wall_time=clock.elapsed),
-            extras=extras,
-        )
+        if obs.batch_size is not None and flat.shape[0] < obs.batch_size:
+            extras["partial"] = (
+                f"only {flat.shape[0]} of {obs.batch_size} samples are separated (rows driven "
+                "by one sample alone); the others appear only in mixed rows. Use 'spear' for "
+                "a ReLU first layer, or an optimisation attack"
+            )
+        return AnalyticResult(inputs=flat, labels=None, expected=obs.batch_size, extras=extras)
 
     def _separate(
         self, gw: Tensor, gb: Tensor, rec: Tensor, rows: Tensor, batch_size: int | None
     ) -> tuple[Tensor, dict[str, Any]]:
         cfg = self.config
-        if cfg.min_cluster_size < 1:
-            raise ConfigError("min_cluster_size must be >= 1")
         weight = gb.detach().to(torch.float64)[rows].abs()
         order = torch.argsort(weight, descending=True, stable=True)
         clusters = cluster_rows(rec, order, cfg.cluster_tolerance)
