@@ -19,6 +19,7 @@ which is what the observation holds, and ``defense_report["opacus_fixed"]`` list
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -41,9 +42,13 @@ from gradleak.errors import ConfigError
 ACCOUNTANTS = ("prv", "rdp", "gdp")
 
 
+@functools.lru_cache(maxsize=256)
 def opacus_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
                    accountant: str) -> float:
-    """The epsilon Opacus' ``accountant`` reports after ``steps`` steps (for ``delta``)."""
+    """The epsilon Opacus' ``accountant`` reports after ``steps`` steps (for ``delta``).
+
+    Cached: a training that simulates every round asks the same question each time.
+    """
     from opacus.accountants import create_accountant
 
     acc = create_accountant(mechanism=accountant)
@@ -52,6 +57,19 @@ def opacus_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, d
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         return float(acc.get_epsilon(delta=delta))
+
+
+@functools.lru_cache(maxsize=256)
+def opacus_noise_multiplier(*, target_epsilon: float, delta: float, sample_rate: float,
+                            steps: int, accountant: str) -> float:
+    """The noise multiplier Opacus' ``get_noise_multiplier`` finds for ``target_epsilon``."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        return float(get_noise_multiplier(
+            target_epsilon=target_epsilon, target_delta=delta, sample_rate=sample_rate,
+            steps=steps, accountant=accountant))
 
 
 @register_defense("dpsgd")
@@ -114,16 +132,10 @@ class DPSGD(Defense):
         """The noise multiplier used for a training of ``steps`` accounted steps."""
         if self.noise_multiplier is not None:
             return float(self.noise_multiplier)
-        from opacus.accountants.utils import get_noise_multiplier
-
         assert self.target_epsilon is not None
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-            return float(get_noise_multiplier(
-                target_epsilon=float(self.target_epsilon), target_delta=float(self.delta),
-                sample_rate=float(self.sample_rate), steps=int(steps),
-                accountant=self.accountant,
-            ))
+        return opacus_noise_multiplier(
+            target_epsilon=float(self.target_epsilon), delta=float(self.delta),
+            sample_rate=float(self.sample_rate), steps=int(steps), accountant=self.accountant)
 
     def privacy(self, round_steps: int) -> dict[str, Any]:
         """The accounted guarantee: sigma, steps, and the epsilon Opacus reports for delta.
