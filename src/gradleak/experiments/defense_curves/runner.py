@@ -16,6 +16,8 @@ from gradleak.experiments.defense_curves.page import write_plots, write_study_pa
 from gradleak.experiments.defense_curves.points import Point, points
 from gradleak.experiments.defense_curves.settings import NAME, Settings, resolve_settings
 from gradleak.report.run import to_jsonable
+from gradleak.safeio import ensure_dir
+from gradleak.threads import threads_while
 
 
 @register_experiment(NAME)
@@ -41,15 +43,9 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
         >>> page = run_experiment("defense-curves", "runs/dc", quick=True)  # doctest: +SKIP
     """
     s = resolve_settings(quick, settings)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    if s.threads is not None:
-        torch.set_num_threads(int(s.threads))
-    try:
+    out = ensure_dir(out)
+    with threads_while(s.threads):
         return _run(out, s, quick, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _utility_rows(s: Settings, pts: list[Point], seed: int) -> dict[str, dict[str, Any]]:
