@@ -149,3 +149,14 @@ def test_threat_model_errors(name: str, kwargs: dict, message: str) -> None:
     obs, _ = gl.simulate(model, photos(2), torch.tensor([0, 0]))
     with pytest.raises(ThreatModelError, match=message):
         gl.reconstruct(obs, attack="spear")
+
+
+def test_inputs_failing_their_own_gradient_check_are_not_returned() -> None:
+    obs, truth = _observe(4, 1, torch.float32)
+    full = gl.reconstruct(obs, attack="spear")
+    assert not full.partial and full.found == 4
+    strict = gl.reconstruct(obs, attack="spear", verify_tol=1e-30)  # nothing can pass
+    assert strict.partial and strict.expected == 4 and strict.found == 0
+    assert "gradient check" in strict.extras["partial"]
+    scores = gl.evaluate(strict, truth)
+    assert scores["num_missed"] == 4 and scores["num_recovered"] == 0

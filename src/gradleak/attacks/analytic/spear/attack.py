@@ -172,6 +172,14 @@ class SPEAR(AnalyticAttack):
         flat, lam = solve_inputs(lr, gb, found)
         extras.update(verify(obs, first.name, flat, found, lam, lr, search, cfg.verify_tol))
         labels = torch.tensor([s["label"] for s in extras["per_sample"]], dtype=torch.long)
+        keep = extras["recovered_indices"]
+        if len(keep) < lr.rank:  # inputs that fail their own gradient check are not results
+            extras["partial"] = (
+                f"{lr.rank - len(keep)} of {lr.rank} solved inputs fail their own gradient "
+                f"check (column error > verify_tol={cfg.verify_tol:g}, a wrong activation "
+                "pattern or pixels out of range); only the verified ones are returned")
+            idx = torch.tensor(keep, dtype=torch.long)
+            flat, labels = flat[idx], labels[idx]
         return AnalyticResult(inputs=flat, labels=labels, expected=lr.rank, extras=extras)
 
     def _search(
