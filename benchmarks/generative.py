@@ -101,6 +101,8 @@ def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float
     for name in attacks:
         attack = "ggl" if name.startswith("ggl") else name
         base = dict(SETTINGS[name])
+        if attack != "ggl":
+            base["compile"] = False  # equal time for the search itself, not for compiling
         if attack != "ig":
             base["generative_prior"] = prior
 
