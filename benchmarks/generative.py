@@ -7,7 +7,7 @@ batch size, this runs ``ig`` (pixels + TV), ``gias`` (latent, then per-image gen
 weights), ``gifd`` (latent, then feature layers) and ``ggl`` (CMA-ES over latents) with the
 same wall-clock budget per attack and prints mean PSNR / SSIM / seconds over the seeds.
 
-Equal wall time: each attack's iterations are set from two short timed probes of its stages
+Equal wall time: each attack's iterations are set from timed probes of its stages
 so that the run takes about ``--seconds`` of one core; the table reports the seconds actually
 used. Time is the process' CPU time (one torch thread, so on an idle machine it equals the
 wall time; on a shared machine it still measures each attack's own work). Labels
@@ -48,36 +48,33 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def _rate(probe: Callable[[dict[str, Any]], float], key: str, fixed: dict[str, Any],
-          lo: int = 3, hi: int = 13) -> tuple[float, float]:
-    """Seconds per unit of ``key`` and the fixed overhead, from two timed probes."""
-    t_lo = probe({**fixed, key: lo})
-    t_hi = probe({**fixed, key: hi})
-    per = max((t_hi - t_lo) / (hi - lo), 1e-6)
-    return per, max(t_lo - lo * per, 0.0)
+          n: int = 30) -> float:
+    """Seconds per unit of ``key``: the slope between probes of ``n`` and ``4 n`` units (so
+    one-off setup is not counted), floored at a quarter of the longer probe's average (a
+    difference of short probes is noisy on a loaded machine)."""
+    probe({**fixed, key: 2})  # warm-up: a process' first call pays one-off setup
+    t_short = probe({**fixed, key: n})
+    t_long = probe({**fixed, key: 4 * n})
+    return max((t_long - t_short) / (3 * n), 0.25 * t_long / (4 * n), 1e-4)
 
 
-def _budget(attack: str, seconds: float, probe: Callable[[dict[str, Any]], float],
-            stages: int = 1) -> dict[str, Any]:
-    """Iteration settings that make ``attack`` take about ``seconds``.
+def _budget(attack: str, seconds: float, probe: Callable[[dict[str, Any]], float]
+            ) -> dict[str, Any]:
+    """Iteration settings that make ``attack`` take about ``seconds`` of CPU time.
 
-    ``probe(settings)`` runs the attack with small settings and returns its wall time; the
-    per-iteration cost is the difference of two probes (so one-off setup is not counted).
+    ``probe(settings)`` runs the attack with small settings and returns its CPU time.
     """
     if attack == "ig":
-        per, over = _rate(probe, "iterations", {})
-        return {"iterations": max(5, int((seconds - over) / per))}
+        return {"iterations": max(5, int(seconds / _rate(probe, "iterations", {})))}
     if attack.startswith("ggl"):
-        per, over = _rate(probe, "generations", {})
-        return {"generations": max(5, int((seconds - over) / per))}
+        return {"generations": max(5, int(seconds / _rate(probe, "generations", {})))}
     if attack == "gias":  # half the time on the latent, half on the weights
-        lat, over = _rate(probe, "iterations", {"weight_iterations": 0})
-        wts, _ = _rate(probe, "weight_iterations", {"iterations": 5})
-        left = max(seconds - over, 1.0)
-        return {"iterations": max(5, int(left / 2 / lat)),
-                "weight_iterations": max(5, int(left / 2 / wts))}
+        lat = _rate(probe, "iterations", {"weight_iterations": 0})
+        wts = _rate(probe, "weight_iterations", {"iterations": 5})
+        return {"iterations": max(5, int(seconds / 2 / lat)),
+                "weight_iterations": max(5, int(seconds / 2 / wts))}
     # gifd: the latent stage and every feature layer get the same iterations
-    per, over = _rate(probe, "iterations", {})
-    return {"iterations": max(5, int((seconds - over) / per))}
+    return {"iterations": max(5, int(seconds / _rate(probe, "iterations", {})))}
 
 
 #: iteration settings per (attack, domain, model, batch): probed on the first seed only (the
