@@ -14,20 +14,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import torch
 
 import gradleak as gl
-
-
-def _spec(text: str) -> dict[str, Any]:
-    name, _, rest = text.partition(":")
-    spec: dict[str, Any] = {"name": name}
-    for part in filter(None, rest.split(",")):
-        key, _, value = part.partition("=")
-        spec[key] = float(value)
-    return spec
+from gradleak.cli_common import parse_defense
 
 
 def main() -> None:
@@ -48,7 +39,7 @@ def main() -> None:
             torch.manual_seed(seed)
             model = gl.models.create("lenet", in_shape=(3, 32, 32))
             x, y = gl.data.load("sample", size=32, n=1, seed=seed)
-            obs, truth = gl.simulate(model, x, y, share_labels=True, defense=_spec(text),
+            obs, truth = gl.simulate(model, x, y, share_labels=True, defense=parse_defense(text),
                                      seed=seed)
             for flag, out in ((False, plain), (True, adaptive)):
                 rec = gl.reconstruct(obs, attack=a.attack, iterations=a.iterations,

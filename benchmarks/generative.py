@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 import gradleak as gl
+from gradleak.cli_common import parse_defense
 
 ATTACKS = ("ig", "gias", "gifd", "ggl")
 
@@ -91,7 +92,7 @@ def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float
                         unique_labels=False)
     torch.manual_seed(seed)
     model = gl.models.create(model_name, in_shape=tuple(x.shape[1:]), num_classes=10)
-    spec = None if defense is None else _parse_defense(defense)
+    spec = parse_defense(defense)
     y = torch.arange(batch) if labels == "distinct" else y.remainder(10)
     obs, truth = gl.simulate(model, x, y, share_labels=True, defense=spec, seed=seed)
     out: dict[str, dict[str, float]] = {}
@@ -119,15 +120,6 @@ def run_cell(domain: str, model_name: str, batch: int, seed: int, seconds: float
         out[name] = {"psnr": float(scores["psnr"]), "ssim": float(scores["ssim"]),
                      "seconds": took}
     return out
-
-
-def _parse_defense(text: str) -> dict[str, Any]:
-    name, _, rest = text.partition(":")
-    spec: dict[str, Any] = {"name": name}
-    for part in filter(None, rest.split(",")):
-        key, _, value = part.partition("=")
-        spec[key] = float(value)
-    return spec
 
 
 def main() -> None:

@@ -131,7 +131,7 @@ class GGL(GenerativeRecipe):
     def _search(self, obs: Observation, gen: torch.Generator,
                 callback: Callback | None) -> Reconstruction:
         cfg = self.config
-        plan = plan_labels("auto" if cfg.labels == "auto" else cfg.labels, obs)
+        plan = plan_labels(cfg.labels, obs)
         if plan.labels is None:
             raise ThreatModelError("ggl needs the labels: share them, or recover them with "
                                    "labels='ilrg' (any batch) or 'idlg' (one image)")

@@ -169,8 +169,10 @@ def run_stage(obs: Observation, stage: Stage, prob: StageProblem, rep: Represent
     def targets() -> Tensor:
         return fixed if logits is None else logits.softmax(-1)
 
-    _check_batching(cfg, prob.objective, rep, tensors, targets, R)
-    norm = _start_normalizer(cfg, prob.objective, rep, tensors, targets)
+    with torch.no_grad():  # the start, decoded once for both checks
+        z0, t0 = rep.decode(tensors), targets()
+    _check_batching(cfg, prob.objective, z0, t0, R)
+    norm = _start_normalizer(cfg, prob.objective, z0, t0)
     ctx = PriorContext(iteration=0, iterations=cfg.iterations)
     lr_now = cfg.lr
 
@@ -261,31 +263,23 @@ def run_stage(obs: Observation, stage: Stage, prob: StageProblem, rep: Represent
     )
 
 
-def _start_normalizer(cfg: OptimizationConfig, objective: MatchingObjective,
-                      rep: Representation, tensors: list[Tensor],
-                      targets: Callable[[], Tensor]) -> Tensor | None:
+def _start_normalizer(cfg: OptimizationConfig, objective: MatchingObjective, z0: Tensor,
+                      t0: Tensor) -> Tensor | None:
     """``1 / D_r(start)`` per restart when ``normalize_distance`` is set, else None."""
     if not cfg.normalize_distance:
         return None
-    with torch.no_grad():
-        z0, t0 = rep.decode(tensors), targets()
     with torch.enable_grad():
         d0, _ = objective(z0, t0)
     d0 = d0.detach()
     return torch.where(torch.isfinite(d0) & (d0 > 0), 1.0 / d0, torch.ones_like(d0))
 
 
-def _check_batching(cfg: OptimizationConfig, objective: MatchingObjective,
-                    rep: Representation, tensors: list[Tensor],
-                    targets: Callable[[], Tensor], R: int) -> None:
+def _check_batching(cfg: OptimizationConfig, objective: MatchingObjective, z0: Tensor,
+                    t0: Tensor, R: int) -> None:
     """Resolves ``batching`` and, for vmap, checks once that it is exact for this model."""
-    with torch.no_grad():
-        z0 = rep.decode(tensors)
     if _batching(cfg.batching, objective, z0) == "loop":
         objective.vectorized = False
     elif R > 1 and objective.vectorized is None:
-        with torch.no_grad():
-            t0 = targets()
         if not objective.check_vectorization(z0, t0):
             warnings.warn(
                 "batching the restarts with torch.func.vmap changes the gradient for this "
