@@ -126,8 +126,8 @@ def validate(inv: Inverter, maker: PairMaker, images: Tensor, labels: Tensor | N
         for s in range(0, len(groups), groups_per_step):
             idx = groups[s: s + groups_per_step]
             x = images[idx]
-            pred = inv.head(maker.updates(x, _labels(labels, idx, inv.spec.num_classes, gen),
-                                          generator=gen))
+            y = _labels(labels, idx, inv.spec.num_classes, gen)
+            pred = inv.head(maker.updates(x, y, generator=gen), y)
             _, assign = hungarian_mse(pred, x)
             matched = x.gather(1, assign.view(*assign.shape, 1, 1, 1).expand_as(x))
             scores.append(psnr(pred.flatten(0, 1), matched.flatten(0, 1)))
@@ -237,8 +237,8 @@ def train(
     else:
         gen = torch.Generator().manual_seed(seed)
         idx = _groups(len(images), batch_size, gen)[: ts.calibration_groups]
-        net.calibrate(maker.updates(images[idx], _labels(labels, idx, spec.num_classes, gen),
-                                    generator=gen))
+        y = _labels(labels, idx, spec.num_classes, gen)
+        net.calibrate(maker.updates(images[idx], y, generator=gen), y)
     _run_epochs(inv, opt, maker, ts, images, labels, v_images, v_labels, seed, callback,
                 checkpoint)
     inv.head.eval()
@@ -288,7 +288,7 @@ def _run_epochs(inv: Inverter, opt: torch.optim.Optimizer, maker: PairMaker, ts:
             idx = groups[step * G: (step + 1) * G]
             x = images[idx]
             y = _labels(labels, idx, inv.spec.num_classes, gen)
-            loss, _ = hungarian_mse(inv.head(maker.updates(x, y, generator=gen)), x)
+            loss, _ = hungarian_mse(inv.head(maker.updates(x, y, generator=gen), y), x)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

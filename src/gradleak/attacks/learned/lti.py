@@ -41,11 +41,14 @@ class LTIConfig:
             (0: the inverter's output as it is).
         refine_attack: the optimisation recipe that refines (any of them, e.g. ``ig``).
         refine_restarts: its restarts (all start from the inverter's output).
+        label_strategy: how labels are recovered for an inverter that needs them (the
+            ``units`` head) when the client does not share them (``gl.recover_labels``).
     """
 
     refine_iterations: int = 0
     refine_attack: str = "ig"
     refine_restarts: int = 1
+    label_strategy: str = "ilrg"
 
     def __post_init__(self) -> None:
         from gradleak.attacks.optimization.config import check_int
@@ -95,7 +98,13 @@ class LTI(Attack):
         self.check(obs)
         inv.check(obs)
         t0 = time.perf_counter()
-        images = inv.invert(obs.update)
+        labels, source = obs.labels, "given" if obs.labels is not None else None
+        if inv.needs_labels and labels is None:
+            from gradleak.labels import recover_labels
+
+            source = self.config.label_strategy
+            labels = recover_labels(obs, strategy=source)
+        images = inv.invert(obs.update, labels)
         elapsed = time.perf_counter() - t0
         if callback is not None:
             callback(Progress(iteration=1, total=1, loss=float("nan")))
@@ -103,12 +112,12 @@ class LTI(Attack):
             return self._refine(obs, images, elapsed, generator, callback)
         return Reconstruction(
             images=images,
-            labels=None if obs.labels is None else obs.labels.detach().cpu().clone(),
+            labels=None if labels is None else labels.detach().cpu().clone(),
             attack=self.name,
             config={**self.config_dict(), "inverter": repr(inv)},
             trace=Trace(wall_time=elapsed),
             extras={"head": inv.spec.head, "inference_ms": 1000.0 * elapsed,
-                    "labels_source": "given" if obs.labels is not None else None},
+                    "labels_source": source},
         )
 
     def _refine(self, obs: Observation, images: torch.Tensor, elapsed: float,
