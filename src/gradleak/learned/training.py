@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from gradleak.config import with_overrides
 from gradleak.defenses import Defense
 from gradleak.errors import ConfigError
-from gradleak.learned.auxdata import AuxData, check_images, resolve_aux
+from gradleak.learned.auxdata import AuxData, check_images, random_shift, resolve_aux
 from gradleak.learned.fingerprint import architecture_fingerprint, parameter_fingerprint
 from gradleak.learned.heads import HeadSettings, build_head
 from gradleak.learned.inverter import Inverter, load_with_extras
@@ -55,6 +55,9 @@ class TrainSettings:
             validation images are given.
         calibration_groups: updates used to set the ``mlp`` head's feature statistics.
         row_layers: last Linear layers read by the ``rows`` head.
+        shift: augmentation: every training image is translated by up to this many pixels
+            (uniform per axis, edges replicated; :func:`~gradleak.learned.auxdata.random_shift`)
+            before its gradient is computed; 0 turns it off.
     """
 
     epochs: int = 8
@@ -64,12 +67,15 @@ class TrainSettings:
     val_fraction: float = 0.1
     calibration_groups: int = 256
     row_layers: int = 1
+    shift: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "groups_per_step", "calibration_groups", "row_layers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, int) or self.shift < 0:
+            raise ConfigError(f"shift must be an integer >= 0, got {self.shift!r}")
         if not self.lr > 0 or not 0 < self.decay_at <= 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("need lr > 0, 0 < decay_at <= 1 and 0 <= val_fraction < 1")
 
@@ -286,7 +292,7 @@ def _run_epochs(inv: Inverter, opt: torch.optim.Optimizer, maker: PairMaker, ts:
         total, count = 0.0, 0
         for step in range(steps):
             idx = groups[step * G: (step + 1) * G]
-            x = images[idx]
+            x = random_shift(images[idx], ts.shift, gen) if ts.shift else images[idx]
             y = _labels(labels, idx, inv.spec.num_classes, gen)
             loss, _ = hungarian_mse(inv.head(maker.updates(x, y, generator=gen), y), x)
             opt.zero_grad(set_to_none=True)
