@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 import gradleak as gl
+from gradleak.errors import ObservationError
 
 DEFENSES = {"none": None, "sign": {"name": "sign"}, "prune99": {"name": "prune", "ratio": 0.99}}
 
@@ -56,14 +57,28 @@ def summarise(name: str, per_image: list[tuple[float, float]], **cols: Any) -> d
             "SSIM": float(ssim.mean()), "images": len(per_image), **cols}
 
 
+def head_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``HEAD:KEY=VALUE`` items (``--head-set units:epochs=32``) -> per-head settings."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        head, _, kv = item.partition(":")
+        key, _, value = kv.partition("=")
+        if not head or not key or not value:
+            raise SystemExit(f"--head-set wants HEAD:KEY=VALUE, got {item!r}")
+        out.setdefault(head, {})[key] = json.loads(value)
+    return out
+
+
 def train_or_load(model: torch.nn.Module, head: str, batch: int, defense: Any,
                   args: argparse.Namespace, aux: Any, val: Any, tag: str) -> gl.learned.Inverter:
-    path = Path(args.cache) / f"{tag}-{head}-b{batch}.safetensors"
+    extra = head_overrides(args.head_set).get(head, {})
+    suffix = "".join(f"-{k}{v}" for k, v in sorted(extra.items()))
+    path = Path(args.cache) / f"{tag}-{head}-b{batch}{suffix}.safetensors"
     settings = {"epochs": args.epochs, "hidden": args.hidden, "seed": args.seed,
-                "groups_per_step": args.groups_per_step}
+                "groups_per_step": args.groups_per_step, **extra}
     if path.is_file():
         inv = gl.learned.load(path, model=model)
-        if inv.training.get("epochs_done") == args.epochs:
+        if inv.training.get("epochs_done") == settings["epochs"]:
             return inv
     t0 = time.time()
     inv = gl.learned.train(model, aux, val=val, batch_size=batch, defense=defense, head=head,
@@ -121,14 +136,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 y = test_y[i * batch:(i + 1) * batch]
                 observed.append(gl.simulate(model, x, y, defense=spec, seed=args.seed + i))
             setting = {"B": batch, "defense": tag}
+            first = len(rows)
             train_cpu = None
             for head in args.heads:
                 inv = train_or_load(model, head, batch, spec, args, aux, val, tag)
                 per_image, ms = [], []
-                for obs, truth in observed:
-                    rec = gl.reconstruct(obs, attack="lti", inverter=inv)
-                    ms.append(rec.extras["inference_ms"])
-                    per_image += scores(rec, truth)
+                try:
+                    for obs, truth in observed:
+                        rec = gl.reconstruct(obs, attack="lti", inverter=inv)
+                        ms.append(rec.extras["inference_ms"])
+                        per_image += scores(rec, truth)
+                except ObservationError as exc:  # labels not recoverable
+                    print(f"  lti-{head} B={batch} {tag}: {exc}", flush=True)
+                    continue
                 cpu = inv.training.get("train_cpu_seconds")
                 train_cpu = cpu if head == "mlp" or train_cpu is None else train_cpu
                 rows.append({**setting, **summarise(f"lti-{head}", per_image, **{
@@ -143,7 +163,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             if args.ig_obs > 0:
                 budget = min(float(train_cpu or args.ig_seconds), args.ig_seconds)
                 rows.append({**setting, **ig_row(observed[: args.ig_obs], budget, args.seed)})
-            print(table(rows[-(len(args.heads) + 2):]), flush=True)
+            print(table(rows[first:]), flush=True)
     return rows
 
 
@@ -163,7 +183,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     p.add_argument("--defenses", nargs="+", default=list(DEFENSES), choices=list(DEFENSES))
-    p.add_argument("--heads", nargs="+", default=["mlp", "rows"])
+    p.add_argument("--heads", nargs="+", default=["mlp", "rows", "units"])
+    p.add_argument("--head-set", nargs="*", default=[], metavar="HEAD:KEY=VALUE",
+                   help="per-head training settings, e.g. units:epochs=32 units:lr=0.001")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--hidden", type=int, default=1000)
     p.add_argument("--groups-per-step", type=int, default=32)

@@ -26,7 +26,7 @@ from typing import ClassVar
 import torch
 
 from gradleak.attacks.base import Attack, Callback, Progress, register_attack
-from gradleak.errors import ConfigError
+from gradleak.errors import ConfigError, ObservationError
 from gradleak.types import Observation, Reconstruction, Trace
 
 __all__ = ["LTI", "LTIConfig"]
@@ -103,7 +103,14 @@ class LTI(Attack):
             from gradleak.labels import recover_labels
 
             source = self.config.label_strategy
-            labels = recover_labels(obs, strategy=source)
+            try:
+                labels = recover_labels(obs, strategy=source)
+            except RuntimeError as exc:  # e.g. a singular system on a heavily pruned update
+                raise ObservationError(
+                    f"this inverter needs the batch's labels and label strategy {source!r} "
+                    f"could not recover them from this update ({exc}); share the labels, pick "
+                    "another label_strategy, or use an inverter with head 'mlp' or 'rows'"
+                ) from exc
         images = inv.invert(obs.update, labels)
         elapsed = time.perf_counter() - t0
         if callback is not None:
