@@ -35,7 +35,7 @@ from gradleak.learned.hashing import FeatureHash
 from gradleak.registry import Registry
 
 __all__ = ["HEADS", "HeadSettings", "InverterHead", "Layout", "MLPHead", "RowsHead", "build_head",
-           "canonical_rows", "mlp"]
+           "canonical_rows", "flat_update", "mlp", "standardise_stats", "update_hash"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class HeadSettings:
         signed_hash: count-sketch signs in the hash.
         hash_seed: seed of the bucket map.
         row_width: width of the per-row encoder (``rows``).
+        context: width of the encoding of the whole (hashed, standardised) update that the
+            ``units`` head adds to every row's input (0: none, the last layer only).
     """
 
     hidden: int = 1000
@@ -84,6 +86,7 @@ class HeadSettings:
     signed_hash: bool = True
     hash_seed: int = 0
     row_width: int = 64
+    context: int = 0
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -118,6 +121,19 @@ def standardise_stats(flat: Tensor) -> tuple[Tensor, Tensor]:
     return flat.mean(0).float(), std.clamp_min(floor).float()
 
 
+def update_hash(layout: Layout, settings: HeadSettings) -> FeatureHash | None:
+    """The feature hash of the whole flat update, or None when ``hash_dim`` does not shrink it."""
+    d, k = layout.update_size, settings.hash_dim
+    return (FeatureHash(d, k, signed=settings.signed_hash, seed=settings.hash_seed)
+            if k is not None and k < d else None)
+
+
+def flat_update(update: Sequence[Tensor], hashing: FeatureHash | None) -> Tensor:
+    """The (N, width) flat update, feature-hashed when ``hashing`` is given."""
+    flat = torch.cat([u.reshape(u.shape[0], -1) for u in update], dim=1)
+    return hashing(flat) if hashing is not None else flat
+
+
 class MLPHead(InverterHead):
     """Learning to Invert's inverter: hashed flat update -> MLP -> images."""
 
@@ -127,19 +143,15 @@ class MLPHead(InverterHead):
     def __init__(self, layout: Layout, settings: HeadSettings) -> None:
         super().__init__()
         self.layout = layout
-        d = layout.update_size
-        k = settings.hash_dim
-        self.hash = (FeatureHash(d, k, signed=settings.signed_hash, seed=settings.hash_seed)
-                     if k is not None and k < d else None)
-        width = self.hash.out_dim if self.hash is not None else d
+        self.hash = update_hash(layout, settings)
+        width = self.hash.out_dim if self.hash is not None else layout.update_size
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
         self.net = mlp(width, settings.hidden, layout.output_size)
 
     def features(self, update: Sequence[Tensor]) -> Tensor:
         """The flat (hashed) update, (N, width), before standardisation."""
-        flat = torch.cat([u.reshape(u.shape[0], -1) for u in update], dim=1)
-        return self.hash(flat) if self.hash is not None else flat
+        return flat_update(update, self.hash)
 
     def calibrate(self, update: Sequence[Tensor], labels: Tensor | None = None) -> None:
         """Sets the per-feature mean and standard deviation from a batch of updates."""

@@ -185,7 +185,8 @@ def train(
         checkpoint: a file written after every epoch (safetensors; resumable).
         resume: continue from ``checkpoint`` if it exists (same settings required, except
             ``epochs``, which may grow; the lr decay then follows the new count).
-        **settings: fields of :class:`TrainSettings` and ``signed_hash``, ``row_width``.
+        **settings: fields of :class:`TrainSettings` and ``signed_hash``, ``row_width``,
+            ``context`` (of :class:`HeadSettings`).
 
     Returns:
         The trained :class:`Inverter`; ``inv.training["history"]`` holds the per-epoch loss,
@@ -198,7 +199,7 @@ def train(
         >>> inv.invert([torch.zeros(p.shape) for p in model.parameters()]).shape
         torch.Size([1, 1, 8, 8])
     """
-    head_keys = {"signed_hash", "row_width"}
+    head_keys = {"signed_hash", "row_width", "context"}
     hs = with_overrides(HeadSettings(hidden=hidden, hash_dim=hash_dim, hash_seed=seed),
                         "inverter head", **{k: v for k, v in settings.items() if k in head_keys})
     ts = with_overrides(TrainSettings(epochs=epochs), "inverter training",

@@ -24,7 +24,11 @@ canonical form of :func:`~gradleak.learned.heads.canonical_rows` (with its bias 
 one-hot codes of the label, of the image's rank among the images sharing its label and of
 that count; one decoder (the Learning to Invert MLP, Wu et al., UAI 2023) shared by all rows
 maps it to an image. Its size does not grow with B or with the model below the last layer,
-and its B outputs come in the order of the labels it is given. Two images with the same label
+and its B outputs come in the order of the labels it is given. With ``context > 0``
+(:class:`~gradleak.learned.heads.HeadSettings`) every row's input also holds an encoding of
+the whole (hashed, standardised) update, as the paper's MLP reads it: for defenses that
+erase the last layer's information (sign compression: the layer input of DLG's LeNet is a
+sigmoid output, so every row's signs are constant). Two images with the same label
 share one row (their features' sum), which the last layer cannot separate: the decoder sees
 their count and rank and does what it can.
 """
@@ -45,8 +49,10 @@ from gradleak.learned.heads import (
     InverterHead,
     Layout,
     canonical_rows,
+    flat_update,
     mlp,
     standardise_stats,
+    update_hash,
 )
 
 __all__ = ["UnitsHead", "label_ranks", "unit_features"]
@@ -95,6 +101,8 @@ class UnitsHead(InverterHead):
     needs_labels: ClassVar[bool] = True
     mean: Tensor
     std: Tensor
+    context_mean: Tensor
+    context_std: Tensor
 
     def __init__(self, layout: Layout, settings: HeadSettings) -> None:
         super().__init__()
@@ -111,7 +119,15 @@ class UnitsHead(InverterHead):
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
         codes = self.classes + 2 * layout.batch_size
-        self.net = mlp(width + codes, settings.hidden, math.prod(layout.image_shape))
+        self.hash = update_hash(layout, settings) if settings.context else None
+        flat = (self.hash.out_dim if self.hash is not None else layout.update_size
+                ) if settings.context else 0
+        self.register_buffer("context_mean", torch.zeros(flat))
+        self.register_buffer("context_std", torch.ones(flat))
+        self.context = (nn.Sequential(nn.Linear(flat, settings.context), nn.ReLU())
+                        if settings.context else None)
+        self.net = mlp(width + codes + settings.context, settings.hidden,
+                       math.prod(layout.image_shape))
 
     def _inputs(self, update: Sequence[Tensor], labels: Tensor | None) -> tuple[Tensor, Tensor]:
         B = self.layout.batch_size
@@ -146,11 +162,18 @@ class UnitsHead(InverterHead):
         mean, std = standardise_stats(cont.reshape(-1, cont.shape[-1]))
         self.mean.copy_(mean)
         self.std.copy_(std)
+        if self.context is not None:
+            mean, std = standardise_stats(flat_update(update, self.hash))
+            self.context_mean.copy_(mean)
+            self.context_std.copy_(std)
 
     def forward(self, update: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
         cont, codes = self._inputs(update, labels)
-        z = torch.cat([(cont - self.mean) / self.std, codes], dim=-1)
-        return self.net(z).view(*labels.shape, *self.layout.image_shape)  # type: ignore[union-attr]
+        parts = [(cont - self.mean) / self.std, codes]
+        if self.context is not None:
+            flat = (flat_update(update, self.hash) - self.context_mean) / self.context_std
+            parts.append(self.context(flat).unsqueeze(1).expand(-1, cont.shape[1], -1))
+        return self.net(torch.cat(parts, dim=-1)).view(*cont.shape[:2], *self.layout.image_shape)
 
 
 HEADS.register("units")(UnitsHead)
