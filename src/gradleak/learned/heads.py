@@ -1,6 +1,6 @@
-"""The inverter networks: the paper's MLP on the hashed gradient and a gradient-shaped head.
+"""The inverter networks: the paper's MLP on the hashed gradient and gradient-shaped heads.
 
-Both map a batch of updates (one tensor per trainable parameter, each (N, *shape)) to
+All map a batch of updates (one tensor per trainable parameter, each (N, *shape)) to
 (N, B, C, H, W) images in [0, 1] through a sigmoid, as Learning to Invert does.
 
 * ``mlp`` (Wu, Chen, Guo & Weinberger, "Learning to Invert", UAI 2023, Sec. 4): the whole
@@ -16,6 +16,9 @@ Both map a batch of updates (one tensor per trainable parameter, each (N, *shape
   statistics of the first training pairs, encoded by a small Linear-ReLU shared by the rows
   of its layer, and the encodings of all rows feed the same three-layer
   MLP. Its input grows with the last layers only, not with the whole model.
+
+* ``units`` (:mod:`.units`): batch-aware; one decoder shared by the rows of the batch's
+  labels, so it needs the labels (shared or recovered).
 
 Heads are registered in :data:`HEADS`; an inverter records its head's name.
 """

@@ -169,7 +169,9 @@ def train(
         batch_size: the client's batch size B (updates average B per-image gradients).
         defense: the client's defense (name, ``{"name": ..., **settings}`` or a Defense),
             applied to every training update.
-        head: ``"mlp"`` (the paper's) or ``"rows"`` (gradient-shaped, last layers only).
+        head: ``"mlp"`` (the paper's), ``"rows"`` (gradient-shaped, last layers only) or
+            ``"units"`` (one decoder shared by the labels' rows of the last layer; trained on
+            the true labels, applied with shared or recovered ones; :mod:`.units`).
         hash_dim: feature-hash buckets for the ``mlp`` head (None or >= the update size:
             the whole update).
         hidden: width of the MLP's two hidden layers. The paper uses 3000 for B = 1 and
