@@ -7,7 +7,9 @@ holdout split (first ``--val`` images: per-epoch validation during training, nev
 pick anything; the next images: the reported test set). For batch sizes 1 and 4 and the
 client defenses none, sign compression (``sign``, if registered) and 99% pruning
 (``prune:ratio=0.99``) it trains one inverter per head (``mlp``: the paper's; ``rows``: the
-gradient-shaped head) *for that defense*, then reports per row:
+gradient-shaped head; ``units``: the batch-aware per-label head, labels recovered with iLRG)
+*for that defense*, then reports per row (a head whose labels cannot be recovered under a
+defense is skipped with a note):
 
 * ``PSNR`` / ``SSIM``: mean over the test observations (``gl.evaluate``, Hungarian-matched),
   ``+-`` one standard deviation over images;
@@ -26,6 +28,8 @@ Usage:
     python benchmarks/learned.py                       # the full table (tens of minutes)
     python benchmarks/learned.py --quick               # tiny budgets, checks the plumbing
     python benchmarks/learned.py --batch-sizes 1 --defenses none --json out.json
+    python benchmarks/learned.py --heads units --head-set units:epochs=64 \
+        units:groups_per_step=8 --batch-sizes 4 --defenses none    # per-head settings
 """
 
 from __future__ import annotations
@@ -205,8 +209,9 @@ def main() -> None:
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     rows = run(args)
+    per_head = f", per head {' '.join(args.head_set)}" if args.head_set else ""
     print(f"\n## lti on digits / LeNet (seed {args.seed}, {args.epochs} epochs, hidden "
-          f"{args.hidden}; {time.time() - t0:.0f} s)\n")
+          f"{args.hidden}{per_head}; {time.time() - t0:.0f} s)\n")
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
