@@ -89,7 +89,7 @@ def test_missing_or_bad_labels_and_models_without_a_bias_are_refused() -> None:
 
 
 def test_lti_with_units_recovers_labels_round_trips_and_refuses_other_parameters(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = gl.models.create("lenet", in_shape=SHAPE)
     gen = torch.Generator().manual_seed(0)
     aux = (torch.rand(48, *SHAPE, generator=gen), torch.randint(0, 10, (48,), generator=gen))
@@ -106,6 +106,17 @@ def test_lti_with_units_recovers_labels_round_trips_and_refuses_other_parameters
         inv.invert(obs.update)
     with pytest.raises(ThreatModelError, match="other parameters"):
         gl.learned.load(path, model=gl.models.create("lenet", in_shape=SHAPE, seed=1))
+    # shared labels are used as given, in their order
+    shared, _ = gl.simulate(model, truth.images, y, share_labels=True)
+    rec2 = gl.reconstruct(shared, attack="lti", inverter=inv)
+    assert rec2.labels.tolist() == [7, 2] and rec2.extras["labels_source"] == "given"
+
+    def fail(*_a: object, **_k: object) -> None:  # e.g. a singular system on a pruned update
+        raise RuntimeError("singular")
+
+    monkeypatch.setattr("gradleak.labels.recover_labels", fail)
+    with pytest.raises(ObservationError, match="could not recover them"):
+        gl.reconstruct(obs, attack="lti", inverter=inv)
 
 
 def test_random_shift_translates_within_the_replicated_border() -> None:

@@ -9,7 +9,10 @@ size and defense of the deployment, then::
 
 The attack refuses an inverter trained for another model, other parameters, batch size,
 defense, loss, normalisation or image shape (:meth:`~gradleak.learned.Inverter.check`).
-Labels are returned only when the client shares them (the inverter predicts images only).
+Labels are returned when the client shares them or when the inverter needs them: a
+``units`` inverter (:mod:`gradleak.learned.units`) decodes one image per label, so the attack
+recovers the labels first (``label_strategy``, iLRG by default) and returns them with the
+images in their order; a strategy that fails on the update raises an ``ObservationError``.
 
 With ``refine_iterations > 0`` the inverter's output is refined by gradient matching: the
 ``refine_attack`` recipe (``ig`` by default) starts every restart from it
