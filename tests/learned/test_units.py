@@ -130,3 +130,20 @@ def test_random_shift_translates_within_the_replicated_border() -> None:
         crops = [pad[:, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
         assert any(torch.equal(img, c) for c in crops)
     assert not torch.equal(out, x)  # control: something moved
+
+
+def test_units_with_context_round_trips(tmp_path: Path) -> None:
+    model = gl.models.create("lenet", in_shape=SHAPE)
+    gen = torch.Generator().manual_seed(2)
+    aux = (torch.rand(32, *SHAPE, generator=gen), torch.randint(0, 10, (32,), generator=gen))
+    inv = gl.learned.train(model, aux, batch_size=2, head="units", hidden=16, hash_dim=64,
+                           context=8, epochs=1)
+    assert inv.spec.settings.context == 8 and inv.head.context is not None
+    back = gl.learned.load(inv.save(tmp_path / "ctx.safetensors"), model=model)
+    assert back.spec == inv.spec
+    obs, _ = gl.simulate(model, torch.rand(2, *SHAPE, generator=gen), torch.tensor([1, 1]))
+    y = torch.tensor([1, 1])
+    assert torch.equal(back.invert(obs.update, y), inv.invert(obs.update, y))
+    # the context changes the output: zeroing the conv layers' gradients changes the images
+    blank = [torch.zeros_like(u) for u in obs.update[:-2]] + list(obs.update[-2:])
+    assert not torch.allclose(inv.invert(blank, y), inv.invert(obs.update, y))
