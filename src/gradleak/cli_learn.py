@@ -49,8 +49,9 @@ def train_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Client batch size B.")] = 1,
     defense: Annotated[str | None, typer.Option(
         help="Client defense to train for, e.g. prune:ratio=0.99 or noise:sigma=0.01.")] = None,
-    head: Annotated[str, typer.Option(help="'mlp' (the paper's) or 'rows' (last layers).")
-                    ] = "mlp",
+    head: Annotated[str, typer.Option(
+        help="'mlp' (the paper's), 'rows' (last layers) or 'units' (one decoder per label's "
+             "row; batch-aware, needs labels: shared or recovered).")] = "mlp",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the auxiliary images.")] = 8,
     hidden: Annotated[int, typer.Option(
         min=1, help="Hidden width of the MLP (the paper: 3000 for B=1).")] = 1000,

@@ -29,7 +29,7 @@ def test_pairs_equal_the_simulated_client_update(name: str, defense: str | None)
             assert torch.allclose(u[g], ref, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize(("head", "batch"), [("mlp", 1), ("mlp", 2), ("rows", 2)])
+@pytest.mark.parametrize(("head", "batch"), [("mlp", 1), ("mlp", 2), ("rows", 2), ("units", 2)])
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(head: str, batch: int) -> None:
     model = gl.models.create("lenet", in_shape=(1, 8, 8))
     layout, _ = layout_of(model, (1, 8, 8), batch, 1)
@@ -37,20 +37,20 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(head: str, batch: int) -> 
     net = build_head(head, layout, HeadSettings(hidden=64, hash_dim=256))
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(16, batch, 1, 8, 8, generator=gen)
-    upd = PairMaker(model).updates(x, torch.randint(0, 10, (16, batch), generator=gen),
-                                   generator=gen)
-    net.calibrate(upd)
+    y = torch.randint(0, 10, (16, batch), generator=gen)
+    upd = PairMaker(model).updates(x, y, generator=gen)
+    net.calibrate(upd, y)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    before = float(hungarian_mse(net(upd), x)[0].detach())
+    before = float(hungarian_mse(net(upd, y), x)[0].detach())
     for _ in range(40):
-        loss, _ = hungarian_mse(net(upd), x)
+        loss, _ = hungarian_mse(net(upd, y), x)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = float(hungarian_mse(net(upd), x)[0].detach())
+    after = float(hungarian_mse(net(upd, y), x)[0].detach())
     assert after < 0.85 * before
     # control: with a zero learning rate nothing changes
-    frozen = float(hungarian_mse(net(upd), x)[0].detach())
+    frozen = float(hungarian_mse(net(upd, y), x)[0].detach())
     assert frozen == pytest.approx(after)
 
 

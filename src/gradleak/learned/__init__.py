@@ -19,6 +19,7 @@ from gradleak.learned.inverter import Inverter, load
 from gradleak.learned.matching import hungarian_mse, pairwise_group_mse
 from gradleak.learned.pairs import PairMaker
 from gradleak.learned.training import EpochReport, TrainSettings, train
+from gradleak.learned.units import UnitsHead
 
 __all__ = [
     "HEADS",
@@ -29,6 +30,7 @@ __all__ = [
     "Layout",
     "PairMaker",
     "TrainSettings",
+    "UnitsHead",
     "hungarian_mse",
     "load",
     "pairwise_group_mse",

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from gradleak.errors import ConfigError, DataError
 
-__all__ = ["AuxData", "check_images", "resolve_aux"]
+__all__ = ["AuxData", "check_images", "random_shift", "resolve_aux"]
 
 AuxData = Tensor | tuple[Tensor, Tensor] | str
 
@@ -64,3 +64,25 @@ def resolve_aux(aux: AuxData, model: nn.Module, *, split: str = "train", seed: i
     if isinstance(aux, tuple) and len(aux) == 2:
         return check_images(aux[0], aux[1], "aux")
     return check_images(aux, None, "aux")
+
+
+def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
+    """Translates every image by a random offset in [-max_shift, max_shift] per axis.
+
+    The image is padded by replicating its edge pixels and cropped back to its size, so the
+    values stay in [0, 1]. Works on any (..., C, H, W) batch.
+
+    Example:
+        >>> x = torch.arange(9.0).view(1, 1, 3, 3) / 8
+        >>> random_shift(x, 0, torch.Generator()).equal(x)
+        True
+    """
+    if max_shift <= 0:
+        return images
+    *lead, c, h, w = images.shape
+    flat = images.reshape(-1, c, h, w)
+    k = max_shift
+    padded = nn.functional.pad(flat, (k, k, k, k), mode="replicate")
+    offsets = torch.randint(0, 2 * k + 1, (flat.shape[0], 2), generator=generator).tolist()
+    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+    return out.view(*lead, c, h, w)

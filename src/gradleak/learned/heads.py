@@ -1,6 +1,6 @@
-"""The inverter networks: the paper's MLP on the hashed gradient and a gradient-shaped head.
+"""The inverter networks: the paper's MLP on the hashed gradient and gradient-shaped heads.
 
-Both map a batch of updates (one tensor per trainable parameter, each (N, *shape)) to
+All map a batch of updates (one tensor per trainable parameter, each (N, *shape)) to
 (N, B, C, H, W) images in [0, 1] through a sigmoid, as Learning to Invert does.
 
 * ``mlp`` (Wu, Chen, Guo & Weinberger, "Learning to Invert", UAI 2023, Sec. 4): the whole
@@ -17,6 +17,9 @@ Both map a batch of updates (one tensor per trainable parameter, each (N, *shape
   of its layer, and the encodings of all rows feed the same three-layer
   MLP. Its input grows with the last layers only, not with the whole model.
 
+* ``units`` (:mod:`.units`): batch-aware; one decoder shared by the rows of the batch's
+  labels, so it needs the labels (shared or recovered).
+
 Heads are registered in :data:`HEADS`; an inverter records its head's name.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +37,8 @@ from gradleak.errors import ConfigError
 from gradleak.learned.hashing import FeatureHash
 from gradleak.registry import Registry
 
-__all__ = ["HEADS", "HeadSettings", "Layout", "MLPHead", "RowsHead", "build_head", "mlp"]
+__all__ = ["HEADS", "HeadSettings", "InverterHead", "Layout", "MLPHead", "RowsHead", "build_head",
+           "canonical_rows", "flat_update", "mlp", "standardise_stats", "update_hash"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class HeadSettings:
         signed_hash: count-sketch signs in the hash.
         hash_seed: seed of the bucket map.
         row_width: width of the per-row encoder (``rows``).
+        context: width of the encoding of the whole (hashed, standardised) update that the
+            ``units`` head adds to every row's input (0: none, the last layer only).
     """
 
     hidden: int = 1000
@@ -82,6 +89,7 @@ class HeadSettings:
     signed_hash: bool = True
     hash_seed: int = 0
     row_width: int = 64
+    context: int = 0
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -93,7 +101,43 @@ def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     )
 
 
-class MLPHead(nn.Module):
+class InverterHead(nn.Module):
+    """Base of the heads: ``head(update, labels)`` -> (N, B, C, H, W) images in [0, 1].
+
+    ``update`` is one tensor per trainable parameter, each (N, *shape); ``labels`` (N, B) are
+    the batch's labels, used only by heads with ``needs_labels`` (the others ignore them).
+    :meth:`calibrate` sets input statistics from a first batch of training updates.
+    """
+
+    needs_labels: ClassVar[bool] = False
+
+    def calibrate(self, update: Sequence[Tensor], labels: Tensor | None = None) -> None:
+        """Sets the head's input statistics from a batch of updates."""
+        raise NotImplementedError
+
+
+def standardise_stats(flat: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-column mean and std (floored at 1e-3 of the mean std) of (n, d) samples."""
+    flat = flat.double()
+    std = flat.std(0) if flat.shape[0] > 1 else torch.ones_like(flat[0])
+    floor = 1e-3 * float(std.mean()) + 1e-12
+    return flat.mean(0).float(), std.clamp_min(floor).float()
+
+
+def update_hash(layout: Layout, settings: HeadSettings) -> FeatureHash | None:
+    """The feature hash of the whole flat update, or None when ``hash_dim`` does not shrink it."""
+    d, k = layout.update_size, settings.hash_dim
+    return (FeatureHash(d, k, signed=settings.signed_hash, seed=settings.hash_seed)
+            if k is not None and k < d else None)
+
+
+def flat_update(update: Sequence[Tensor], hashing: FeatureHash | None) -> Tensor:
+    """The (N, width) flat update, feature-hashed when ``hashing`` is given."""
+    flat = torch.cat([u.reshape(u.shape[0], -1) for u in update], dim=1)
+    return hashing(flat) if hashing is not None else flat
+
+
+class MLPHead(InverterHead):
     """Learning to Invert's inverter: hashed flat update -> MLP -> images."""
 
     mean: Tensor
@@ -102,29 +146,23 @@ class MLPHead(nn.Module):
     def __init__(self, layout: Layout, settings: HeadSettings) -> None:
         super().__init__()
         self.layout = layout
-        d = layout.update_size
-        k = settings.hash_dim
-        self.hash = (FeatureHash(d, k, signed=settings.signed_hash, seed=settings.hash_seed)
-                     if k is not None and k < d else None)
-        width = self.hash.out_dim if self.hash is not None else d
+        self.hash = update_hash(layout, settings)
+        width = self.hash.out_dim if self.hash is not None else layout.update_size
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
         self.net = mlp(width, settings.hidden, layout.output_size)
 
     def features(self, update: Sequence[Tensor]) -> Tensor:
         """The flat (hashed) update, (N, width), before standardisation."""
-        flat = torch.cat([u.reshape(u.shape[0], -1) for u in update], dim=1)
-        return self.hash(flat) if self.hash is not None else flat
+        return flat_update(update, self.hash)
 
-    def calibrate(self, update: Sequence[Tensor]) -> None:
+    def calibrate(self, update: Sequence[Tensor], labels: Tensor | None = None) -> None:
         """Sets the per-feature mean and standard deviation from a batch of updates."""
-        f = self.features(update).double()
-        std = f.std(0) if f.shape[0] > 1 else torch.ones_like(f[0])
-        floor = 1e-3 * float(std.mean()) + 1e-12
-        self.mean.copy_(f.mean(0).float())
-        self.std.copy_(std.clamp_min(floor).float())
+        mean, std = standardise_stats(self.features(update))
+        self.mean.copy_(mean)
+        self.std.copy_(std)
 
-    def forward(self, update: Sequence[Tensor]) -> Tensor:
+    def forward(self, update: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
         f = (self.features(update) - self.mean) / self.std
         return self.net(f).view(f.shape[0], self.layout.batch_size, *self.layout.image_shape)
 
@@ -137,7 +175,7 @@ def canonical_rows(rows: Tensor) -> Tensor:
     return rows * s * (math.sqrt(rows.shape[-1]) / (norm + 1e-12))
 
 
-class RowsHead(nn.Module):
+class RowsHead(InverterHead):
     """The gradient-shaped head: per-output-unit rows of the last Linear layers -> images."""
 
     def __init__(self, layout: Layout, settings: HeadSettings) -> None:
@@ -169,15 +207,14 @@ class RowsHead(nn.Module):
             out.append(canonical_rows(rows))
         return out
 
-    def calibrate(self, update: Sequence[Tensor]) -> None:
+    def calibrate(self, update: Sequence[Tensor], labels: Tensor | None = None) -> None:
         """Sets each layer's per-column mean and std of the canonical rows from a batch."""
         for i, rows in enumerate(self._rows(update)):
-            flat = rows.reshape(-1, rows.shape[-1]).double()
-            std = flat.std(0) if flat.shape[0] > 1 else torch.ones_like(flat[0])
-            getattr(self, f"mean{i}").copy_(flat.mean(0).float())
-            getattr(self, f"std{i}").copy_(std.clamp_min(1e-3 * float(std.mean()) + 1e-12))
+            mean, std = standardise_stats(rows.reshape(-1, rows.shape[-1]))
+            getattr(self, f"mean{i}").copy_(mean)
+            getattr(self, f"std{i}").copy_(std)
 
-    def forward(self, update: Sequence[Tensor]) -> Tensor:
+    def forward(self, update: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
         parts = []
         for i, (rows, enc) in enumerate(zip(self._rows(update), self.encoders, strict=True)):
             z = (rows - getattr(self, f"mean{i}")) / getattr(self, f"std{i}")
@@ -186,7 +223,7 @@ class RowsHead(nn.Module):
         return self.net(h).view(h.shape[0], self.layout.batch_size, *self.layout.image_shape)
 
 
-Head = MLPHead | RowsHead
+Head = InverterHead
 HEADS: Registry[Callable[[Layout, HeadSettings], Head]] = Registry("inverter head")
 HEADS.register("mlp")(MLPHead)
 HEADS.register("rows")(RowsHead)

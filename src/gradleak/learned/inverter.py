@@ -66,8 +66,17 @@ class Inverter:
                 f"image_shape={self.image_shape}, defense={self.spec.defense!r})")
 
     # ------------------------------------------------------------------ use
-    def invert(self, update: Sequence[Tensor]) -> Tensor:
-        """Images (B, C, H, W) in [0, 1] from one update (one tensor per parameter)."""
+    @property
+    def needs_labels(self) -> bool:
+        """Whether :meth:`invert` needs the batch's labels (the ``units`` head)."""
+        return bool(self.head.needs_labels)
+
+    def invert(self, update: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
+        """Images (B, C, H, W) in [0, 1] from one update (one tensor per parameter).
+
+        ``labels`` (B,) are needed by heads with :attr:`needs_labels` (the images then come
+        in their order) and ignored by the others.
+        """
         shapes = self.spec.layout.param_shapes
         if len(update) != len(shapes) or any(
                 tuple(u.shape) != s for u, s in zip(update, shapes, strict=False)):
@@ -79,7 +88,8 @@ class Inverter:
         with torch.no_grad():
             ref = next(self.head.parameters())
             batch = [u.detach().to(ref.device, ref.dtype).unsqueeze(0) for u in update]
-            return self.head(batch)[0].clamp(0, 1).cpu()
+            lab = None if labels is None else labels.detach().to(ref.device).view(1, -1)
+            return self.head(batch, lab)[0].clamp(0, 1).cpu()
 
     def mismatches(self, obs: Observation) -> list[str]:
         """Sentences naming every way ``obs`` differs from what the inverter was trained for."""

@@ -143,7 +143,8 @@ def _settings(d: Any) -> HeadSettings:
         raise _bad("signed_hash", "true or false")
     return HeadSettings(hidden=_int(d, "hidden"), hash_dim=hash_dim,
                         signed_hash=d["signed_hash"], hash_seed=_int(d, "hash_seed", 0),
-                        row_width=_int(d, "row_width"))
+                        row_width=_int(d, "row_width"),
+                        context=_int({"context": d.get("context", 0)}, "context", 0))
 
 
 def _layout(d: Any) -> Layout:

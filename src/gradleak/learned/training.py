@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from gradleak.config import with_overrides
 from gradleak.defenses import Defense
 from gradleak.errors import ConfigError
-from gradleak.learned.auxdata import AuxData, check_images, resolve_aux
+from gradleak.learned.auxdata import AuxData, check_images, random_shift, resolve_aux
 from gradleak.learned.fingerprint import architecture_fingerprint, parameter_fingerprint
 from gradleak.learned.heads import HeadSettings, build_head
 from gradleak.learned.inverter import Inverter, load_with_extras
@@ -55,6 +55,9 @@ class TrainSettings:
             validation images are given.
         calibration_groups: updates used to set the ``mlp`` head's feature statistics.
         row_layers: last Linear layers read by the ``rows`` head.
+        shift: augmentation: every training image is translated by up to this many pixels
+            (uniform per axis, edges replicated; :func:`~gradleak.learned.auxdata.random_shift`)
+            before its gradient is computed; 0 turns it off.
     """
 
     epochs: int = 8
@@ -64,12 +67,15 @@ class TrainSettings:
     val_fraction: float = 0.1
     calibration_groups: int = 256
     row_layers: int = 1
+    shift: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "groups_per_step", "calibration_groups", "row_layers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, int) or self.shift < 0:
+            raise ConfigError(f"shift must be an integer >= 0, got {self.shift!r}")
         if not self.lr > 0 or not 0 < self.decay_at <= 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("need lr > 0, 0 < decay_at <= 1 and 0 <= val_fraction < 1")
 
@@ -126,8 +132,8 @@ def validate(inv: Inverter, maker: PairMaker, images: Tensor, labels: Tensor | N
         for s in range(0, len(groups), groups_per_step):
             idx = groups[s: s + groups_per_step]
             x = images[idx]
-            pred = inv.head(maker.updates(x, _labels(labels, idx, inv.spec.num_classes, gen),
-                                          generator=gen))
+            y = _labels(labels, idx, inv.spec.num_classes, gen)
+            pred = inv.head(maker.updates(x, y, generator=gen), y)
             _, assign = hungarian_mse(pred, x)
             matched = x.gather(1, assign.view(*assign.shape, 1, 1, 1).expand_as(x))
             scores.append(psnr(pred.flatten(0, 1), matched.flatten(0, 1)))
@@ -163,7 +169,9 @@ def train(
         batch_size: the client's batch size B (updates average B per-image gradients).
         defense: the client's defense (name, ``{"name": ..., **settings}`` or a Defense),
             applied to every training update.
-        head: ``"mlp"`` (the paper's) or ``"rows"`` (gradient-shaped, last layers only).
+        head: ``"mlp"`` (the paper's), ``"rows"`` (gradient-shaped, last layers only) or
+            ``"units"`` (one decoder shared by the labels' rows of the last layer; trained on
+            the true labels, applied with shared or recovered ones; :mod:`.units`).
         hash_dim: feature-hash buckets for the ``mlp`` head (None or >= the update size:
             the whole update).
         hidden: width of the MLP's two hidden layers. The paper uses 3000 for B = 1 and
@@ -179,7 +187,8 @@ def train(
         checkpoint: a file written after every epoch (safetensors; resumable).
         resume: continue from ``checkpoint`` if it exists (same settings required, except
             ``epochs``, which may grow; the lr decay then follows the new count).
-        **settings: fields of :class:`TrainSettings` and ``signed_hash``, ``row_width``.
+        **settings: fields of :class:`TrainSettings` and ``signed_hash``, ``row_width``,
+            ``context`` (of :class:`HeadSettings`).
 
     Returns:
         The trained :class:`Inverter`; ``inv.training["history"]`` holds the per-epoch loss,
@@ -192,7 +201,7 @@ def train(
         >>> inv.invert([torch.zeros(p.shape) for p in model.parameters()]).shape
         torch.Size([1, 1, 8, 8])
     """
-    head_keys = {"signed_hash", "row_width"}
+    head_keys = {"signed_hash", "row_width", "context"}
     hs = with_overrides(HeadSettings(hidden=hidden, hash_dim=hash_dim, hash_seed=seed),
                         "inverter head", **{k: v for k, v in settings.items() if k in head_keys})
     ts = with_overrides(TrainSettings(epochs=epochs), "inverter training",
@@ -237,8 +246,8 @@ def train(
     else:
         gen = torch.Generator().manual_seed(seed)
         idx = _groups(len(images), batch_size, gen)[: ts.calibration_groups]
-        net.calibrate(maker.updates(images[idx], _labels(labels, idx, spec.num_classes, gen),
-                                    generator=gen))
+        y = _labels(labels, idx, spec.num_classes, gen)
+        net.calibrate(maker.updates(images[idx], y, generator=gen), y)
     _run_epochs(inv, opt, maker, ts, images, labels, v_images, v_labels, seed, callback,
                 checkpoint)
     inv.head.eval()
@@ -286,9 +295,9 @@ def _run_epochs(inv: Inverter, opt: torch.optim.Optimizer, maker: PairMaker, ts:
         total, count = 0.0, 0
         for step in range(steps):
             idx = groups[step * G: (step + 1) * G]
-            x = images[idx]
+            x = random_shift(images[idx], ts.shift, gen) if ts.shift else images[idx]
             y = _labels(labels, idx, inv.spec.num_classes, gen)
-            loss, _ = hungarian_mse(inv.head(maker.updates(x, y, generator=gen)), x)
+            loss, _ = hungarian_mse(inv.head(maker.updates(x, y, generator=gen), y), x)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()

@@ -9,7 +9,10 @@ size and defense of the deployment, then::
 
 The attack refuses an inverter trained for another model, other parameters, batch size,
 defense, loss, normalisation or image shape (:meth:`~gradleak.learned.Inverter.check`).
-Labels are returned only when the client shares them (the inverter predicts images only).
+Labels are returned when the client shares them or when the inverter needs them: a
+``units`` inverter (:mod:`gradleak.learned.units`) decodes one image per label, so the attack
+recovers the labels first (``label_strategy``, iLRG by default) and returns them with the
+images in their order; a strategy that fails on the update raises an ``ObservationError``.
 
 With ``refine_iterations > 0`` the inverter's output is refined by gradient matching: the
 ``refine_attack`` recipe (``ig`` by default) starts every restart from it
@@ -26,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from gradleak.attacks.base import Attack, Callback, Progress, register_attack
-from gradleak.errors import ConfigError
+from gradleak.errors import ConfigError, ObservationError
 from gradleak.types import Observation, Reconstruction, Trace
 
 __all__ = ["LTI", "LTIConfig"]
@@ -41,11 +44,14 @@ class LTIConfig:
             (0: the inverter's output as it is).
         refine_attack: the optimisation recipe that refines (any of them, e.g. ``ig``).
         refine_restarts: its restarts (all start from the inverter's output).
+        label_strategy: how labels are recovered for an inverter that needs them (the
+            ``units`` head) when the client does not share them (``gl.recover_labels``).
     """
 
     refine_iterations: int = 0
     refine_attack: str = "ig"
     refine_restarts: int = 1
+    label_strategy: str = "ilrg"
 
     def __post_init__(self) -> None:
         from gradleak.attacks.optimization.config import check_int
@@ -95,7 +101,20 @@ class LTI(Attack):
         self.check(obs)
         inv.check(obs)
         t0 = time.perf_counter()
-        images = inv.invert(obs.update)
+        labels, source = obs.labels, "given" if obs.labels is not None else None
+        if inv.needs_labels and labels is None:
+            from gradleak.labels import recover_labels
+
+            source = self.config.label_strategy
+            try:
+                labels = recover_labels(obs, strategy=source)
+            except RuntimeError as exc:  # e.g. a singular system on a heavily pruned update
+                raise ObservationError(
+                    f"this inverter needs the batch's labels and label strategy {source!r} "
+                    f"could not recover them from this update ({exc}); share the labels, pick "
+                    "another label_strategy, or use an inverter with head 'mlp' or 'rows'"
+                ) from exc
+        images = inv.invert(obs.update, labels)
         elapsed = time.perf_counter() - t0
         if callback is not None:
             callback(Progress(iteration=1, total=1, loss=float("nan")))
@@ -103,12 +122,12 @@ class LTI(Attack):
             return self._refine(obs, images, elapsed, generator, callback)
         return Reconstruction(
             images=images,
-            labels=None if obs.labels is None else obs.labels.detach().cpu().clone(),
+            labels=None if labels is None else labels.detach().cpu().clone(),
             attack=self.name,
             config={**self.config_dict(), "inverter": repr(inv)},
             trace=Trace(wall_time=elapsed),
             extras={"head": inv.spec.head, "inference_ms": 1000.0 * elapsed,
-                    "labels_source": "given" if obs.labels is not None else None},
+                    "labels_source": source},
         )
 
     def _refine(self, obs: Observation, images: torch.Tensor, elapsed: float,
