@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from gradleak.attacks.base import Attack, Callback, Progress, register_attack
-from gradleak.errors import ConfigError, ObservationError
+from gradleak.errors import ConfigError, ObservationError, ThreatModelError
 from gradleak.types import Observation, Reconstruction, Trace
 
 __all__ = ["LTI", "LTIConfig"]
@@ -108,7 +108,7 @@ class LTI(Attack):
             source = self.config.label_strategy
             try:
                 labels = recover_labels(obs, strategy=source)
-            except RuntimeError as exc:  # e.g. a singular system on a heavily pruned update
+            except (ThreatModelError, RuntimeError) as exc:  # e.g. a heavily pruned update
                 raise ObservationError(
                     f"this inverter needs the batch's labels and label strategy {source!r} "
                     f"could not recover them from this update ({exc}); share the labels, pick "
