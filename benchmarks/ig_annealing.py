@@ -31,7 +31,7 @@ TV = {"tv": {"weight": 0.05, "space": "input"}}
 
 #: name -> keyword overrides of ``ig`` (iterations in total: 2000, 2000, 3000)
 SCHEDULES: dict[str, dict[str, Any]] = {
-    "one stage, TV 0.05": {"iterations": 2000, "priors": TV},
+    "one-stage": {"iterations": 2000, "priors": TV},
     "annealed-2": {"iterations": 1000, "priors": TV,
                    "then": [{"iterations": 1000, "lr": 0.01, "priors.tv.weight": 0.005}]},
     "annealed-3": {"iterations": 1000, "priors": TV,
