@@ -28,12 +28,13 @@ def _recipes() -> dict[str, str]:
 
 
 def _points() -> dict[str, tuple[str, ...]]:
-    # idlg (300 L-BFGS steps of 20 evaluations: ~5x ig's cost) runs where the issue states its
-    # claims (no defense, DP-SGD); the adaptive attack where a defense has a surrogate worth
-    # it: pruning, sign compression and low-bit quantisation (the lossless 8 bits and 50 %
-    # pruning leave plain ig at its undefended level)
-    return {"idlg": ("none", "dp eps 8", "dp sigma 0.01", "dp sigma 0.001"),
-            "ig-adaptive": ("prune 0.9", "prune 0.99", "quantize 2", "quantize 1", "sign")}
+    # what a 3-seed run can afford on one CPU thread (the run time is the attacks'): idlg
+    # (300 L-BFGS steps of 20 evaluations, ~4x ig's cost) where the issue states its claims
+    # (no defense; DP-SGD at epsilon 8); the adaptive attack where a defense has a surrogate
+    # and leaves plain ig well below its undefended level (8-bit quantisation and 50 %
+    # pruning do not: there plain ig already matches the undefended run)
+    return {"idlg": ("none", "dp eps 8"),
+            "ig-adaptive": ("prune 0.9", "prune 0.99", "quantize 2", "sign")}
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Settings:
     size: int = 32
     data: str = "sample"
     noise_sigmas: tuple[float, ...] = (1e-2, 1e-1, 1.0)
-    dp_epsilons: tuple[float, ...] = (1.0, 8.0, 64.0)
+    dp_epsilons: tuple[float, ...] = (1.0, 8.0)
     #: DP points by noise multiplier (tiny sigmas, epsilon 1e6 and more: where ig's PSNR
     #: falls from its undefended level; measured on calibration seed 100, never reported)
     dp_noise_multipliers: tuple[float, ...] = (1e-3, 1e-2)
