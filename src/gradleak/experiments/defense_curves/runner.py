@@ -27,8 +27,13 @@ def run(out: Path, *, quick: bool = False, seed: int = 0, **settings: Any) -> Pa
 
     Axes: Gaussian noise sigma, DP-SGD epsilon (Opacus, over the utility training), top-k
     pruning ratio, quantisation bits and batch size, each against the undefended baseline,
-    for every attack in ``attacks`` over ``seeds``. The model accuracy of each defense comes
-    from :func:`gradleak.defenses.utility` (LeNet on the ``digits`` train/holdout split).
+    for every attack in ``attacks`` (limited to some points by ``attack_points``) over
+    ``seeds``. The model accuracy of each defense comes from :func:`gradleak.defenses.utility`
+    (LeNet on the ``digits`` train/holdout split), trained once per defense setting. Finished
+    runs are kept in ``out/cache.jsonl`` and reused by a rerun into the same folder. The page
+    holds one table row per defense (every attack's leakage beside the model's accuracy), the
+    DP-SGD points per seed, and plain vs adaptive attacks on the same seeds (also written to
+    ``tables.md``).
 
     Args:
         out: output folder (created).
