@@ -71,7 +71,13 @@ def write_plots(out: Path, s: Settings, summary: list[dict[str, Any]],
             if not series:
                 continue
             name = f"{axis}_{metric}.png"
-            line = (gray, "mid-gray image") if metric == "psnr" and gray is not None else None
+            line = None
+            if metric == "psnr" and axis == "dp":  # the ceiling for DP-SGD
+                line = (DP_CEILING, f"{DP_CEILING:g} dB ceiling (a mid-gray image: "
+                        f"{gray:.1f} dB on these photos)" if gray is not None else
+                        f"{DP_CEILING:g} dB ceiling")
+            elif metric == "psnr" and gray is not None:
+                line = (gray, "mid-gray image")
             save_curves(out / name, series, xlabel=xlabel, ylabel=ylabel,
                         title=f"{ylabel} vs {xlabel}", xscale=xscale, ylim=ylim, hline=line)
             made.append((name, f"{ylabel} vs {xlabel}"))
