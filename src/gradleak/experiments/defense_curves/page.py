@@ -118,7 +118,7 @@ def headline(s: Settings, summary: list[dict[str, Any]], adaptive: list[dict[str
                      f"{r['adaptive better on']}.")
     if base:
         parts.append(f"A mid-gray image scores {next(iter(base.values()))['gray_psnr']:.2f} dB "
-                     "on the same photos.")
+                     "on the same photos (mean over the seeds).")
     return " ".join(parts)
 
 
