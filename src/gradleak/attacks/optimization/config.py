@@ -7,6 +7,7 @@ Every optimisation recipe (``dlg``, ``idlg``, ``ig``, ``gradinversion``, ...) is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,14 @@ class OptimizationConfig:
             CPU when the run's estimated eager time exceeds a minute (decided from the
             model's FLOPs and the iteration count, see
             :mod:`~gradleak.attacks.optimization.compilation`).
+        then: further pixel stages run after the recipe's own, each a mapping of overrides
+            of this config (plain or dotted keys, as ``gl.reconstruct``'s) that starts from
+            the previous stage's chosen restart with a fresh optimiser; the last stage's
+            result is returned unless the recipe chooses otherwise. The annealed prior of
+            the ``defense-curves`` study is ``iterations=1500, then=({"iterations": 500,
+            "lr": 0.01, "priors.tv.weight": 0.005},)``: the prior guides the search, then
+            is relaxed so that gradient matching sets the details. ``labels`` and ``then``
+            cannot change between stages.
     """
 
     iterations: int = 1000
@@ -121,6 +130,7 @@ class OptimizationConfig:
     grad_scale: float = 1.0
     normalize_distance: bool = False
     adaptive: bool = False
+    then: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # imported here: the registries import nothing from this module, but keep the
@@ -181,6 +191,7 @@ class OptimizationConfig:
             raise ConfigError("priors must be a mapping {name: weight or settings}")
         if not isinstance(self.optimizer_settings, Mapping):
             raise ConfigError("optimizer_settings must be a mapping")
+        self._check_then()
         if not known_label_mode(self.labels):
             from gradleak.attacks.optimization.labelmodes import label_mode_names
 
@@ -188,3 +199,30 @@ class OptimizationConfig:
                 f"unknown labels setting {self.labels!r}; use one of "
                 f"{', '.join(label_mode_names())}"
             )
+
+    def _check_then(self) -> None:
+        """``then`` is a sequence of override mappings that each give a valid config."""
+        then = self.then
+        if isinstance(then, Mapping) or not isinstance(then, tuple | list):
+            raise ConfigError("then must be a list of override mappings, e.g. "
+                              "[{'iterations': 500, 'lr': 0.01}]")
+        object.__setattr__(self, "then", tuple(dict(t) if isinstance(t, Mapping) else t
+                                               for t in then))
+        for i, entry in enumerate(self.then):
+            if not isinstance(entry, dict):
+                raise ConfigError(f"then[{i}] must be a mapping of settings, got {entry!r}")
+            fixed = sorted({k.split(".")[0] for k in entry} & {"then", "labels"})
+            if fixed:
+                raise ConfigError(f"then[{i}] cannot change {', '.join(fixed)} (set it on "
+                                  "the attack itself)")
+        self.stage_configs()
+
+    def stage_configs(self) -> list[OptimizationConfig]:
+        """The config of each ``then`` stage (validated: a bad entry raises ConfigError)."""
+        from gradleak.config import with_overrides
+
+        if not self.then:
+            return []
+        base = dataclasses.replace(self, then=())
+        return [with_overrides(base, f"then[{i}]", **entry)
+                for i, entry in enumerate(self.then)]

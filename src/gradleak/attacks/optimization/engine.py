@@ -167,7 +167,9 @@ class OptimizationAttack(Attack):
     def _run(self, obs: Observation, gen: torch.Generator,
              callback: Callback | None, start: StageStart | None = None) -> Reconstruction:
         plan = plan_labels(self.config.labels, obs)
-        stages = self.stages(obs)
+        stages = self.stages(obs) + [
+            Stage(f"then-{i + 1}", cfg, pixels)
+            for i, cfg in enumerate(self.config.stage_configs())]
         total = sum(st.config.iterations for st in stages)
         shape = (batch_size_of(obs), *obs.data_shape)
         outcomes: list[StageOutcome] = []
