@@ -133,7 +133,7 @@ def test_dp_table_shows_every_seed_against_the_ceiling() -> None:
 
     s = resolve_settings(False, {"attacks": "idlg,ig"})
     pts = [{"point": "no defense", "axis": "none", "model_acc": 0.9},
-           {"point": "dp eps 8", "axis": "dp", "model_acc": 0.4},
+           {"point": "dp eps 8", "axis": "dp", "model_acc": 0.4, "utility_epsilon": 7.99},
            {"point": "prune 0.9", "axis": "prune"}]
     rows = [{"point": pt, "attack": a, "seed": seed, "psnr": v, "epsilon": eps,
              "noise_multiplier": None if eps is None else 0.6}
@@ -146,4 +146,4 @@ def test_dp_table_shows_every_seed_against_the_ceiling() -> None:
     dp_ig = table[3]
     assert dp_ig["PSNR dB per seed"] == "19.00 / 12.50" and dp_ig["seeds"] == "0 / 1"
     assert dp_ig["every seed < 12 dB"] is False and dp_ig["epsilon (Opacus)"] == 7.99
-    assert dp_ig["model acc"] == 0.4
+    assert dp_ig["model acc"] == 0.4 and dp_ig["epsilon of that training (Opacus)"] == 7.99

@@ -87,7 +87,8 @@ def dp_table(s: Settings, points: list[dict[str, Any]], rows: list[dict[str, Any
                         "PSNR dB per seed": per_seed(ps),
                         "max PSNR dB": max(got) if got else None,
                         f"every seed < {DP_CEILING:g} dB": bool(got) and max(got) < DP_CEILING,
-                        "model acc": p.get("model_acc")})
+                        "model acc": p.get("model_acc"),
+                        "epsilon of that training (Opacus)": p.get("utility_epsilon")})
     return out
 
 
