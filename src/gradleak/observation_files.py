@@ -1,4 +1,5 @@
-"""Reading a saved :class:`~gradleak.Observation` back from files that may come from others.
+"""A saved :class:`~gradleak.Observation`: writing it, and reading it back from files that may
+come from others.
 
 The folder holds ``meta.json`` (checked field by field against
 :func:`gradleak.schema.observation_meta_schema`) and ``tensors.safetensors`` (parsed by
@@ -24,6 +25,36 @@ if TYPE_CHECKING:
 
 META = "meta.json"
 TENSORS = "tensors.safetensors"
+
+
+def write_observation(obs: Observation, path: Path) -> Path:
+    """Writes ``obs`` to the folder ``path``: model state and update as safetensors, the rest
+    as JSON (no pickle). Returns the folder."""
+    import dataclasses
+
+    from safetensors.torch import save
+
+    from gradleak.persistence.files import write_artifact, write_json
+    from gradleak.types import OBSERVATION_FORMAT
+
+    out = safeio.ensure_dir(path)
+    tensors: dict[str, Tensor] = {}
+    for k, v in obs.model.state_dict().items():
+        tensors[f"model.{k}"] = v.detach().cpu().contiguous()
+    for name, u in zip(obs.param_names, obs.update, strict=True):
+        tensors[f"update.{name}"] = u.detach().cpu().contiguous()
+    if obs.labels is not None:
+        tensors["labels"] = obs.labels.detach().cpu().contiguous()
+    write_artifact(out / TENSORS, save(tensors))
+    meta = {f.name: getattr(obs, f.name) for f in dataclasses.fields(obs)
+            if f.name not in ("model", "update", "labels")}
+    meta["normalization"] = (dataclasses.asdict(obs.normalization) if obs.normalization
+                             else None)
+    meta["param_names"] = list(obs.param_names)
+    meta["data_shape"] = list(obs.data_shape)
+    meta["format"] = OBSERVATION_FORMAT
+    write_json(out / META, meta)
+    return out
 
 
 def _zoo_model(spec: dict[str, Any] | None, limits: Limits, source: Path) -> nn.Module:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,33 +217,9 @@ class Observation:
 
         No pickle is used. A model outside the zoo must be passed again to :meth:`load`.
         """
-        from safetensors.torch import save
+        from gradleak.observation_files import write_observation
 
-        from gradleak import safeio
-        from gradleak.persistence.files import write_artifact, write_json
-
-        out = safeio.ensure_dir(path)
-        tensors: dict[str, Tensor] = {}
-        for k, v in self.model.state_dict().items():
-            tensors[f"model.{k}"] = v.detach().cpu().contiguous()
-        for name, u in zip(self.param_names, self.update, strict=True):
-            tensors[f"update.{name}"] = u.detach().cpu().contiguous()
-        if self.labels is not None:
-            tensors["labels"] = self.labels.detach().cpu().contiguous()
-        write_artifact(out / "tensors.safetensors", save(tensors))
-        meta = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("model", "update", "labels")
-        }
-        meta["normalization"] = (
-            dataclasses.asdict(self.normalization) if self.normalization else None
-        )
-        meta["param_names"] = list(self.param_names)
-        meta["data_shape"] = list(self.data_shape)
-        meta["format"] = OBSERVATION_FORMAT
-        write_json(out / "meta.json", meta)
-        return out
+        return write_observation(self, Path(path))
 
     @classmethod
     def load(

@@ -188,3 +188,19 @@ def test_batch_128_is_reported_for_every_model(name: str) -> None:
         n, count_acc, exist_acc = _scores(model, 128, 10, seed, 3)
         assert n == 128
         assert 0.0 <= count_acc <= 1.0 and exist_acc >= 0.9
+
+
+@pytest.mark.parametrize("defense", [{"name": "prune", "ratio": 0.99},
+                                     {"name": "prune", "ratio": 0.9}])
+def test_an_altered_bias_gradient_is_refused_not_read(defense: dict) -> None:
+    """A pruned update's bias gradient no longer sums to zero: a clear refusal, never NaN
+    counts (a raw LinAlgError before) or labels made up from the wreckage."""
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = gl.models.create("lenet", in_shape=(1, 32, 32))
+        x, y = gl.data.load("digits", size=32, n=4, seed=seed)
+        obs, _ = gl.simulate(model, x, y, defense=defense)
+        with pytest.raises(ThreatModelError, match="sums to .* of its l1 norm"):
+            gl.recover_labels(obs, strategy="ilrg")
+        clean, _ = gl.simulate(model, x, y)  # control: the same batch undefended is read
+        assert gl.recover_labels(clean, strategy="ilrg").tolist() == sorted(y.tolist())

@@ -252,3 +252,43 @@ def counts_to_labels(counts: Tensor) -> Tensor:
     """Per-class counts (K,) -> sorted labels (sum(counts),) int64."""
     classes = torch.arange(len(counts), dtype=torch.int64)
     return torch.repeat_interleave(classes, counts.to(torch.int64))
+
+
+#: largest |sum of the bias gradient| / its l1 norm accepted as a cross-entropy gradient
+BIAS_SUM_TOLERANCE = 0.2
+
+
+def require_softmax_bias_gradient(layer: LastLayer, strategy: str) -> Tensor:
+    """The last layer's bias gradient, checked against softmax cross-entropy's identity.
+
+    For a softmax cross-entropy loss (with or without label smoothing) every sample's logit
+    gradient ``p - y`` sums to zero over the classes, so the bias gradient -- and a FedAvg
+    delta, a sum of such gradients -- sums to zero too. A client-side defense that acts on
+    the update (pruning, sign compression, coarse quantisation, strong noise) breaks this;
+    the counts read from such an update are meaningless, so they are refused rather than
+    returned.
+
+    Raises:
+        ThreatModelError: no bias, a non-finite bias gradient, or one whose sum is more than
+            :data:`BIAS_SUM_TOLERANCE` of its l1 norm.
+    """
+    gb = layer.bias_grad
+    if gb is None:
+        raise ThreatModelError(
+            f"label strategy {strategy!r} needs a bias on the last linear layer (its gradient "
+            f"carries the counts); {layer.name!r} has none. Use 'yin' or 'llg' instead."
+        )
+    if not bool(torch.isfinite(gb).all()):
+        raise ThreatModelError(f"label strategy {strategy!r}: the last layer's bias gradient "
+                               "is not finite; the update cannot be read")
+    l1 = float(gb.abs().sum())
+    ratio = abs(float(gb.sum())) / l1 if l1 > 0 else 1.0
+    if ratio > BIAS_SUM_TOLERANCE:
+        raise ThreatModelError(
+            f"label strategy {strategy!r}: the last layer's bias gradient sums to "
+            f"{ratio:.2f} of its l1 norm, but a softmax cross-entropy gradient sums to zero; "
+            "the update was altered on the client (pruned, sign-compressed, quantised or "
+            "noised), so label counts cannot be read from it. Share labels, or optimise them "
+            "jointly (labels='joint')."
+        )
+    return gb

@@ -67,7 +67,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from gradleak.errors import ConfigError, ThreatModelError
+from gradleak.errors import ConfigError
 from gradleak.labels.base import LabelStrategy, register_label_strategy
 from gradleak.labels.common import (
     LastLayer,
@@ -76,6 +76,7 @@ from gradleak.labels.common import (
     last_layer,
     require_batch_size,
     require_cross_entropy,
+    require_softmax_bias_gradient,
 )
 from gradleak.types import Observation
 
@@ -128,11 +129,7 @@ class ILRGLabels(LabelStrategy):
     def _layer(self, obs: Observation) -> LastLayer:
         require_cross_entropy(obs, self.name)
         layer = last_layer(obs, self.name, approximate_fedavg=self.approximate_fedavg)
-        if layer.bias_grad is None:
-            raise ThreatModelError(
-                "label strategy 'ilrg' needs a bias on the last linear layer (its gradient "
-                f"carries the counts); {layer.name!r} has none. Use 'yin' or 'llg' instead."
-            )
+        require_softmax_bias_gradient(layer, self.name)
         return layer
 
     def embeddings(self, obs: Observation) -> Tensor:
@@ -185,7 +182,8 @@ class ILRGLabels(LabelStrategy):
 
         Raises:
             ThreatModelError: batch size unknown, no bias on the last layer, a loss other
-                than cross-entropy, or a FedAvg delta that is not one full-batch step.
+                than cross-entropy, a FedAvg delta that is not one full-batch step, or a
+                bias gradient that a defense altered (it no longer sums to zero).
         """
         batch = require_batch_size(obs, self.name)
         return counts_to_labels(integer_counts(self.estimate_counts(obs), batch))

@@ -99,3 +99,28 @@ def test_cross_entropy_without_last_bias_is_refused() -> None:
     obs, _ = gl.simulate(model, photos(1, size=8), torch.tensor([0]))
     with pytest.raises(ThreatModelError, match="bias in the last layer"):
         gl.reconstruct(obs, attack="rgap")
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"solver": "qr"}, "solver must be one of"),
+    ({"rank_tol": float("nan")}, "rank_tol must be finite"),
+    ({"prune_factor": 0.0}, "prune_factor must be > 0"),
+    ({"prune_floor": -1.0}, "prune_floor must be >= 0"),
+])
+def test_bad_settings_are_refused_when_the_attack_is_built(bad: dict, words: str) -> None:
+    from gradleak.attacks.base import create
+    from gradleak.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        create("rgap", **bad)
+
+
+def test_trace_scores_every_hypothesis_and_marks_the_kept_one() -> None:
+    model = TinyCNN().double()
+    obs, _ = gl.simulate(model, photos(1, size=8, dtype=torch.float64), torch.tensor([2]))
+    rec = gl.reconstruct(obs, attack="rgap")
+    scores = rec.trace.restart_scores
+    finished = [h for h in rec.extras["hypotheses"] if h["finished"]]
+    assert len(scores) == len(finished) >= 1
+    assert scores[rec.trace.best_restart] == min(scores)
+    assert rec.extras["found"] == 1 and not rec.partial

@@ -1,4 +1,4 @@
-"""The family base class of the closed-form attacks (bias, SPEAR, CPA).
+"""The family base class of the closed-form attacks (bias, R-GAP, SPEAR, CPA).
 
 Every analytic attack repeats the same frame around its maths: validate the config when the
 attack is built, check the threat model, time the run, turn recovered model inputs back into
@@ -47,12 +47,17 @@ class AnalyticResult:
         expected: how many private images the batch holds as far as the attack knows
             (shared or estimated batch size), or None.
         extras: attack-specific report, stored in ``Reconstruction.extras``.
+        scores: one score per hypothesis the attack weighed (lower is better; e.g. R-GAP's
+            residual per last-layer hypothesis), stored as the trace's restart scores.
+        best: the index of the kept hypothesis in ``scores``.
     """
 
     inputs: Tensor
     labels: Tensor | None = None
     expected: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    scores: list[float] = field(default_factory=list)
+    best: int = 0
 
 
 class AnalyticAttack(Attack):
@@ -133,7 +138,8 @@ class AnalyticAttack(Attack):
             labels=out.labels,
             attack=self.name,
             config=self.config_dict(),
-            trace=Trace(wall_time=clock.elapsed),
+            trace=Trace(restart_scores=list(out.scores), best_restart=out.best,
+                        wall_time=clock.elapsed),
             extras=extras,
             expected=expected,
         )

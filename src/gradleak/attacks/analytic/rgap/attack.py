@@ -11,12 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradleak.attacks.analytic._common import (
-    flat_to_images,
-    model_dtype,
-    observed_gradients,
-    to_unit_range,
-)
+from gradleak.attacks.analytic._common import flat_to_images, observed_gradients
+from gradleak.attacks.analytic.base import AnalyticAttack, AnalyticResult
 from gradleak.attacks.analytic.rgap.chain import parse_chain
 from gradleak.attacks.analytic.rgap.last_layer import Start, last_layer_starts
 from gradleak.attacks.analytic.rgap.recursion import (
@@ -25,13 +21,12 @@ from gradleak.attacks.analytic.rgap.recursion import (
     range_violation,
 )
 from gradleak.attacks.analytic.rgap.solvers import SOLVERS
-from gradleak.attacks.base import Attack, Callback, Progress, register_attack
-from gradleak.errors import ConfigError
-from gradleak.types import Observation, Reconstruction, Stopwatch, Trace
+from gradleak.attacks.base import Callback, Progress, register_attack
+from gradleak.types import Observation
 
 
 @register_attack("rgap")
-class RGAP(Attack):
+class RGAP(AnalyticAttack):
     """R-GAP: recursive closed-form inversion of a chain of Linear / Conv2d layers (batch 1).
 
     Reports, per layer, the unknowns, gradient / forward constraints, numerical rank and
@@ -68,62 +63,61 @@ class RGAP(Attack):
         prune_floor: float = 1e-3
 
     requires = frozenset({"rgap_chain", "single_input", "gradient_or_one_step_delta"})
+    positive = frozenset({"rank_tol", "prune_factor"})
+    nonnegative = frozenset({"prune_floor"})
 
-    def reconstruct(
-        self,
-        obs: Observation,
-        *,
-        generator: torch.Generator | None = None,
-        callback: Callback | None = None,
-    ) -> Reconstruction:
-        """Runs the recursion (for every last-layer hypothesis) and keeps the most consistent."""
-        self.check(obs)
-        cfg = self.config
+    def validate(self, cfg: Any) -> list[str]:
+        """Also: ``solver`` names one of the solvers."""
+        problems = super().validate(cfg)
         if cfg.solver not in SOLVERS:
-            raise ConfigError(f"rgap solver must be one of {sorted(SOLVERS)}, not {cfg.solver!r}")
-        with Stopwatch() as clock:
-            stages = parse_chain(obs)
-            grads = observed_gradients(obs)
-            starts = last_layer_starts(obs, stages[-1], grads)
-            twins: list[tuple[Start, Start]] = []
-            if positively_homogeneous(stages):
-                # the second root of a label is the first one rescaled: solve it only once
-                kept: dict[int | None, Start] = {}
-                for st in starts:
-                    if st.label in kept and st.logit is not None:
-                        twins.append((st, kept[st.label]))
-                    else:
-                        kept[st.label] = st
-                starts = list(kept.values())
-            runs = [Recursion(stages, grads, st, SOLVERS[cfg.solver], cfg.rank_tol)
-                    for st in starts]
-            active = list(runs)
-            step = 0
-            while active:
-                for run in active:
-                    run.step()
-                step += 1
-                best_res = min(r.residual for r in active)
-                # a hypothesis far less consistent than the best one is abandoned early
-                active = [r for r in active if not r.done and
-                          r.residual <= cfg.prune_factor * max(best_res, cfg.prune_floor)]
-                if callback is not None:
-                    callback(Progress(iteration=step, total=len(stages), loss=best_res))
-            finished = [r for r in runs if r.done]
-            candidates: list[tuple[Start, Tensor, Recursion]] = []
-            for run in finished:
-                candidates.append((run.start, flat_to_images(run.x.reshape(1, -1), obs), run))
-            for twin, base in twins:
-                twin_run = next((r for r in finished if r.start is base), None)
-                if twin_run is not None and base.logit:
-                    scale = float(twin.logit) / base.logit  # type: ignore[arg-type]
-                    candidates.append(
-                        (twin, flat_to_images(twin_run.x.reshape(1, -1) * scale, obs), twin_run)
-                    )
-            scores = [run.residual + range_violation(img) for _, img, run in candidates]
-            best_index = min(range(len(candidates)), key=lambda i: scores[i])
-            best_start, images, best_run = candidates[best_index]
-        labels = None if best_start.label is None else torch.tensor([best_start.label])
+            problems.append(f"solver must be one of {sorted(SOLVERS)}, not {cfg.solver!r}")
+        return problems
+
+    def solve(
+        self, obs: Observation, generator: torch.Generator, callback: Callback | None
+    ) -> AnalyticResult:
+        """Runs the recursion (for every last-layer hypothesis) and keeps the most consistent."""
+        cfg = self.config
+        stages = parse_chain(obs)
+        grads = observed_gradients(obs)
+        starts = last_layer_starts(obs, stages[-1], grads)
+        twins: list[tuple[Start, Start]] = []
+        if positively_homogeneous(stages):
+            # the second root of a label is the first one rescaled: solve it only once
+            kept: dict[int | None, Start] = {}
+            for st in starts:
+                if st.label in kept and st.logit is not None:
+                    twins.append((st, kept[st.label]))
+                else:
+                    kept[st.label] = st
+            starts = list(kept.values())
+        runs = [Recursion(stages, grads, st, SOLVERS[cfg.solver], cfg.rank_tol)
+                for st in starts]
+        active = list(runs)
+        step = 0
+        while active:
+            for run in active:
+                run.step()
+            step += 1
+            best_res = min(r.residual for r in active)
+            # a hypothesis far less consistent than the best one is abandoned early
+            active = [r for r in active if not r.done and
+                      r.residual <= cfg.prune_factor * max(best_res, cfg.prune_floor)]
+            if callback is not None:
+                callback(Progress(iteration=step, total=len(stages), loss=best_res))
+        finished = [r for r in runs if r.done]
+        candidates: list[tuple[Start, Tensor, Recursion]] = [
+            (run.start, run.x.reshape(1, -1), run) for run in finished]
+        for twin, base in twins:
+            twin_run = next((r for r in finished if r.start is base), None)
+            if twin_run is not None and base.logit:
+                scale = float(twin.logit) / base.logit  # type: ignore[arg-type]
+                candidates.append((twin, twin_run.x.reshape(1, -1) * scale, twin_run))
+        scores = [run.residual + range_violation(flat_to_images(flat, obs))
+                  for _, flat, run in candidates]
+        best_index = min(range(len(candidates)), key=lambda i: scores[i])
+        best_start, flat, best_run = candidates[best_index]
+        images = flat_to_images(flat, obs)
         report = list(reversed(best_run.report))
         extras: dict[str, Any] = {
             "rank_analysis": report,
@@ -139,15 +133,9 @@ class RGAP(Attack):
             "unclamped_range": [float(images.min()), float(images.max())],
             "batch_size_assumed": obs.batch_size is None,
         }
-        return Reconstruction(
-            images=to_unit_range(images, model_dtype(obs.model)),
-            labels=labels,
-            attack=self.name,
-            config=self.config_dict(),
-            trace=Trace(restart_scores=scores, best_restart=best_index,
-                        wall_time=clock.elapsed),
-            extras=extras,
-        )
+        labels = None if best_start.label is None else torch.tensor([best_start.label])
+        return AnalyticResult(inputs=flat, labels=labels, expected=1, extras=extras,
+                              scores=scores, best=best_index)
 
 
 def rank_table(rank_analysis: list[dict[str, Any]]) -> str:
