@@ -154,7 +154,8 @@ def write_study_page(out: Path, s: Settings, results: dict[str, Any],
             f"{s.utility_batch}, lr {s.utility_lr:g}, seed {results['seed']}, trained once per "
             "defense setting (shared by every attack and seed) and once without. Total time "
             f"{results['seconds']:.0f} s ({results['cached_results']} results reused from "
-            "cache.jsonl).")),
+            f"cache.jsonl; the attack runs shown took {results['attack_seconds']:.0f} s when "
+            "they ran).")),
         Section("Headline", text=headline(s, results["summary"], adaptive)),
         *[Section(title, table=table) for title, table in tables.items() if table],
         Section("Curves", images=plots),

@@ -116,6 +116,7 @@ def _run(out: Path, s: Settings, quick: bool, seed: int) -> Path:
                            **utility.get(p.label, {})} for p in pts],
                "rows": rows, "summary": summary, "cached_results": cache.hits}
     results["seconds"] = time.perf_counter() - t0
+    results["attack_seconds"] = sum(float(r.get("seconds") or 0.0) for r in rows)
     (out / "results.json").write_text(json.dumps(to_jsonable(results), indent=2))
     plots = write_plots(out, s, summary, results["points"])
     return write_study_page(out, s, results, plots)
