@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from gradleak.errors import ThreatModelError
-from gradleak.experiments.defense_curves.points import Point
+from gradleak.experiments.defense_curves.cache import ResultCache, cache_key
+from gradleak.experiments.defense_curves.points import Point, runs_on
 from gradleak.experiments.defense_curves.settings import Settings
 
 
@@ -20,56 +21,89 @@ def attack_recipe(s: Settings, label: str) -> tuple[str, dict[str, Any]]:
     return s.attack_recipes.get(label, label), dict(s.attack_overrides.get(label, {}))
 
 
-def leakage_rows(s: Settings, pts: list[Point], out: Path) -> list[dict[str, Any]]:
-    """One row per (point, attack, seed): PSNR, SSIM, label accuracy, the defense's report."""
+def _attack_once(s: Settings, p: Point, label: str, seed: int, obs: Any, truth: Any,
+                 out: Path) -> dict[str, Any]:
+    """One attack run on one observation: its row (PSNR, SSIM, label accuracy, grid file)."""
     import gradleak as gl
 
+    recipe, overrides = attack_recipe(s, label)
+    report = obs.defense_report or {}
+    t = time.perf_counter()
+    row: dict[str, Any] = {"psnr": None, "ssim": None, "label_acc": None,
+                           "defense": obs.defense, "epsilon": report.get("epsilon"),
+                           "noise_multiplier": report.get("noise_multiplier")}
+    try:
+        rec = gl.reconstruct(obs, attack=recipe, seed=seed, **overrides)
+    except ThreatModelError as exc:  # e.g. idlg's label rule needs batch 1
+        row["refused"] = str(exc)
+        rec = None
+    if rec is not None:
+        scores = gl.evaluate(rec, truth)
+        row.update(psnr=float(scores["psnr"]), ssim=float(scores["ssim"]),
+                   label_acc=float(scores["label_acc"]))
+        if s.grids and seed == s.seeds[0]:
+            name = f"grid_{p.axis}_{p.value:g}_{label}.png".replace(" ", "_")
+            gl.report.save_grid(out / name, rec.images, truth.images, labels=rec.labels,
+                                truth_labels=truth.labels, title=f"{label}, {p.label}")
+            row["grid"] = name
+    row["seconds"] = time.perf_counter() - t
+    return row
+
+
+def leakage_key(s: Settings, p: Point, label: str, seed: int) -> str:
+    """The cache key of one attack run: everything its result depends on."""
+    recipe, overrides = attack_recipe(s, label)
+    return cache_key("leakage", model=s.model, data=s.data, size=s.size, defense=p.defense,
+                     batch=p.batch, recipe=recipe, overrides=overrides, seed=seed,
+                     grid=bool(s.grids and seed == s.seeds[0]))
+
+
+def leakage_rows(s: Settings, pts: list[Point], out: Path, cache: ResultCache
+                 ) -> list[dict[str, Any]]:
+    """One row per (point, attack running on it, seed): PSNR, SSIM, label accuracy.
+
+    Each seed's observation is simulated once and attacked by every attack that runs on the
+    point; runs found in ``cache`` are not repeated (nor is their simulation).
+    """
+    import gradleak as gl
+
+    jobs = [(p, seed, [a for a in s.attacks if runs_on(s, a, p)]) for p in pts
+            for seed in s.seeds]
+    total = sum(len(labels) for _, _, labels in jobs)
     rows: list[dict[str, Any]] = []
-    total = len(pts) * len(s.attacks) * len(s.seeds)
-    done = 0
+    done = computed = 0
     t0 = time.perf_counter()
-    for p in pts:
-        for seed in s.seeds:
-            torch.manual_seed(seed)
-            model = gl.models.create(s.model, num_classes=10, in_shape=(3, s.size, s.size))
-            x, y = gl.data.load(s.data, size=s.size, n=p.batch, seed=seed, unique_labels=True)
-            obs, truth = gl.simulate(model, x, y, defense=p.defense, seed=seed)
-            report = obs.defense_report or {}
-            gray = gl.evaluate(gl.Reconstruction(images=torch.full_like(x, 0.5), labels=None,
-                                                 attack="gray", config={}), truth)
-            for label in s.attacks:
-                recipe, overrides = attack_recipe(s, label)
-                t = time.perf_counter()
-                row = {"axis": p.axis, "value": p.value, "point": p.label,
-                       "defense": obs.defense, "batch": p.batch, "attack": label,
-                       "seed": seed, "psnr": None, "ssim": None, "label_acc": None,
-                       "gray_psnr": float(gray["psnr"]),
-                       "epsilon": report.get("epsilon"),
-                       "noise_multiplier": report.get("noise_multiplier")}
-                try:
-                    rec = gl.reconstruct(obs, attack=recipe, seed=seed, **overrides)
-                except ThreatModelError as exc:  # e.g. idlg's label rule needs batch 1
-                    row["refused"] = str(exc)
-                    rec = None
-                if rec is not None:
-                    scores = gl.evaluate(rec, truth)
-                    row.update(psnr=float(scores["psnr"]), ssim=float(scores["ssim"]),
-                               label_acc=float(scores["label_acc"]))
-                row["seconds"] = time.perf_counter() - t
-                rows.append(row)
-                if rec is not None and s.grids and seed == s.seeds[0]:
-                    name = f"grid_{p.axis}_{p.value:g}_{label}.png".replace(" ", "_")
-                    gl.report.save_grid(out / name, rec.images, truth.images,
-                                        labels=rec.labels, truth_labels=truth.labels,
-                                        title=f"{label}, {p.label}")
-                    row["grid"] = name
-                done += 1
-                if s.progress:
-                    eta = (time.perf_counter() - t0) / done * (total - done)
-                    psnr = "refused" if rec is None else f"PSNR {row['psnr']:.2f} dB"
-                    print(f"[defense-curves {done}/{total}] {p.label:<14} {label:<8} seed {seed}"
-                          f": {psnr} ({row['seconds']:.0f} s, ~{eta:.0f} s left)",
-                          file=sys.stderr, flush=True)
+    for p, seed, labels in jobs:
+        sim: tuple[Any, Any, float] | None = None
+        for label in labels:
+            key = leakage_key(s, p, label, seed)
+            row = cache.get(key)
+            cached = row is not None and (not row.get("grid") or (out / row["grid"]).is_file())
+            if row is None or not cached:
+                if sim is None:
+                    torch.manual_seed(seed)
+                    model = gl.models.create(s.model, num_classes=10,
+                                             in_shape=(3, s.size, s.size))
+                    x, y = gl.data.load(s.data, size=s.size, n=p.batch, seed=seed,
+                                        unique_labels=True)
+                    obs, truth = gl.simulate(model, x, y, defense=p.defense, seed=seed)
+                    gray = gl.Reconstruction(images=torch.full_like(x, 0.5), labels=None,
+                                             attack="gray", config={})
+                    sim = (obs, truth, float(gl.evaluate(gray, truth)["psnr"]))
+                row = {**_attack_once(s, p, label, seed, sim[0], sim[1], out),
+                       "gray_psnr": sim[2]}
+                cache.put(key, row)
+                computed += 1
+            row.update(axis=p.axis, value=p.value, point=p.label, batch=p.batch, attack=label,
+                       seed=seed, cached=cached)
+            rows.append(row)
+            done += 1
+            if s.progress:
+                eta = ((time.perf_counter() - t0) / computed * (total - done)) if computed else 0
+                psnr = "refused" if row["psnr"] is None else f"PSNR {row['psnr']:.2f} dB"
+                how = "cached" if cached else f"{row['seconds']:.0f} s"
+                print(f"[defense-curves {done}/{total}] {p.label:<14} {label:<11} seed {seed}"
+                      f": {psnr} ({how}, ~{eta:.0f} s left)", file=sys.stderr, flush=True)
     return rows
 
 

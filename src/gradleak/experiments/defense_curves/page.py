@@ -6,6 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from gradleak.experiments.defense_curves.settings import Settings
+from gradleak.experiments.defense_curves.tables import (
+    DP_CEILING,
+    DP_EPSILON,
+    adaptive_table,
+    dp_table,
+    leakage_table,
+    markdown,
+    per_seed,
+)
 
 #: how each axis is drawn: x label, x scale
 AXIS_PLOT = {
@@ -19,8 +28,8 @@ AXIS_PLOT = {
 METRICS = {"psnr": ("mean PSNR (dB)", None), "ssim": ("mean SSIM", (-0.05, 1.02)),
            "label_acc": ("label accuracy", (-0.02, 1.02)),
            "model_acc": ("model accuracy (digits holdout)", (-0.02, 1.02))}
-#: the issue's thresholds
-IDLG_FLOOR, IG_FLOOR, DP_CEILING, DP_EPSILON = 35.0, 20.0, 12.0, 8.0
+#: the issue's thresholds (DP's ceiling and epsilon: :mod:`.tables`)
+IDLG_FLOOR, IG_FLOOR = 35.0, 20.0
 
 
 def x_of(row: dict[str, Any]) -> float:
@@ -30,39 +39,53 @@ def x_of(row: dict[str, Any]) -> float:
     return float(row["value"])
 
 
-def write_plots(out: Path, s: Settings, summary: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """One PNG per (axis, metric): the metric against defense strength, one line per attack."""
+def write_plots(out: Path, s: Settings, summary: list[dict[str, Any]],
+                points: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """One PNG per (axis, metric): the metric against defense strength, one line per attack
+    that runs on the axis (model accuracy: one line, from the points' utility training)."""
     from gradleak.report import save_curves
 
     base = {r["attack"]: r for r in summary if r["axis"] == "none"}
+    gray = next((r["gray_psnr"] for r in base.values()), None)
+    eps = {r["point"]: r.get("epsilon") for r in summary}
     made = []
     for axis in s.axes:
         xlabel, xscale = AXIS_PLOT[axis]
         for metric, (ylabel, ylim) in METRICS.items():
-            if metric == "model_acc" and (axis == "batch" or not s.utility):
-                continue
             series: dict[str, tuple[list[float], list[float | None]]] = {}
-            names = [None] if metric == "model_acc" else list(s.attacks)
-            for attack in names:
+            if metric == "model_acc":
+                pts = sorted((p for p in points if p["axis"] == axis and "model_acc" in p),
+                             key=lambda p: x_of({**p, "epsilon": eps.get(p["point"])}))
+                if pts:
+                    series[s.model] = ([x_of({**p, "epsilon": eps.get(p["point"])})
+                                        for p in pts], [p["model_acc"] for p in pts])
+            for attack in s.attacks if metric != "model_acc" else ():
                 rows = sorted((r for r in summary if r["axis"] == axis
-                               and (attack is None or r["attack"] == attack)
-                               and (attack is not None or r["attack"] == s.attacks[0])),
-                              key=x_of)
+                               and r["attack"] == attack), key=x_of)
                 xs = [x_of(r) for r in rows]
                 ys = [r.get(metric) for r in rows]
                 if axis == "batch" and attack in base:  # batch 1 is the baseline
                     xs, ys = [1.0, *xs], [base[attack].get(metric), *ys]
-                series[attack or "LeNet"] = (xs, ys)
+                if any(y is not None for y in ys):
+                    series[attack] = (xs, ys)
+            if not series:
+                continue
             name = f"{axis}_{metric}.png"
-            gray = base[s.attacks[0]].get("gray_psnr") if metric == "psnr" and base else None
+            line = None
+            if metric == "psnr" and axis == "dp":  # the issue's ceiling for DP-SGD
+                line = (DP_CEILING, f"{DP_CEILING:g} dB ceiling (a mid-gray image: "
+                        f"{gray:.1f} dB on these photos)" if gray is not None else
+                        f"{DP_CEILING:g} dB ceiling")
+            elif metric == "psnr" and gray is not None:
+                line = (gray, "mid-gray image")
             save_curves(out / name, series, xlabel=xlabel, ylabel=ylabel,
-                        title=f"{ylabel} vs {xlabel}", xscale=xscale, ylim=ylim,
-                        hline=(gray, "mid-gray image") if gray is not None else None)
+                        title=f"{ylabel} vs {xlabel}", xscale=xscale, ylim=ylim, hline=line)
             made.append((name, f"{ylabel} vs {xlabel}"))
     return made
 
 
-def headline(s: Settings, summary: list[dict[str, Any]]) -> str:
+def headline(s: Settings, summary: list[dict[str, Any]], adaptive: list[dict[str, Any]]
+             ) -> str:
     """The issue's claims, checked on this run's numbers (met or not, as measured)."""
     base = {r["attack"]: r for r in summary if r["axis"] == "none"}
     dp = [r for r in summary if r["axis"] == "dp" and r.get("epsilon") is not None
@@ -86,48 +109,65 @@ def headline(s: Settings, summary: list[dict[str, Any]]) -> str:
             parts.append(
                 f"DP-SGD at Opacus epsilon {r['epsilon']:.2f} (delta {s.dp_delta:g}, noise "
                 f"multiplier {r['noise_multiplier']:.3f}, C {s.dp_max_grad_norm:g}), "
-                f"{r['attack']}: {r['psnr']:.2f} dB mean, max {r['psnr_max']:.2f} "
+                f"{r['attack']}: {r['psnr']:.2f} dB mean, per seed "
+                f"{per_seed(r['psnr_per_seed'])}, max {r['psnr_max']:.2f} "
                 f"(claim every seed < {DP_CEILING:g} dB: {'met' if ok else 'NOT met'}).")
+    for r in adaptive:
+        parts.append(f"{r['adaptive']} vs {r['plain']} at {r['defense']}: "
+                     f"{r['mean margin dB']:+.2f} dB mean margin, better on "
+                     f"{r['adaptive better on']}.")
     if base:
         parts.append(f"A mid-gray image scores {next(iter(base.values()))['gray_psnr']:.2f} dB "
-                     "on the same photos.")
+                     "on the same photos (mean over the seeds).")
     return " ".join(parts)
-
-
-TABLE_KEYS = ("point", "attack", "psnr", "refused", "psnr_sd", "psnr_min", "psnr_max", "ssim",
-              "label_acc", "model_acc", "model_acc_clean", "epsilon", "noise_multiplier")
 
 
 def write_study_page(out: Path, s: Settings, results: dict[str, Any],
                      plots: list[tuple[str, str]]) -> Path:
-    """Writes ``index.html``: setup, headline, plots, the leakage + accuracy table, grids."""
+    """Writes ``index.html`` (setup, headline, plots, the tables, grids) and ``tables.md``."""
     from gradleak.report import Section, write_page
 
     acc = results["dp_accounting"]
+    rows, pts = results["rows"], results["points"]
+    tables = {
+        "Leakage and model accuracy per defense (PSNR: mean over seeds, then per seed)":
+            leakage_table(s, pts, rows),
+        f"DP-SGD per seed (mid-gray ceiling {DP_CEILING:g} dB; the claim is for epsilon <= "
+        f"{DP_EPSILON:g}, delta {s.dp_delta:g})": dp_table(s, pts, rows),
+        "Adaptive vs plain attack on the same seeds": adaptive_table(s, rows),
+    }
+    adaptive = tables["Adaptive vs plain attack on the same seeds"]
+    where = {a: list(v) for a, v in s.attack_points.items() if a in s.attacks}
     sections = [
         Section("Setup", text=(
             f"Model {s.model!r} (untrained, DLG's initialisation), batches of {s.data!r} photos "
-            f"at {s.size}x{s.size}, FedSGD, labels not shared; attacks {list(s.attacks)} with "
-            f"overrides {s.attack_overrides}; seeds {list(s.seeds)} (photo choice, model "
-            "weights, defense randomness and attack). DP-SGD: the noise multiplier is the one "
-            "Opacus' get_noise_multiplier gives for the target epsilon, and epsilon is the "
-            f"one Opacus' accountant reports, for the utility training ({acc['steps']} steps "
-            f"at sample rate {acc['sample_rate']:.4f}, delta {s.dp_delta:g}); the attacked "
-            "update is one step of it. Model accuracy: the same architecture on "
-            f"{s.utility_data!r} ({s.utility_size}x{s.utility_size} grey, train/holdout "
-            f"split), {s.utility_epochs:g} epochs of one-client FL, batch {s.utility_batch}, "
-            f"lr {s.utility_lr:g}, trained with and without each defense. Total time "
-            f"{results['seconds']:.0f} s.")),
-        Section("Headline", text=headline(s, results["summary"])),
+            f"at {s.size}x{s.size}, FedSGD, labels not shared; attacks {list(s.attacks)} "
+            f"(recipes {s.attack_recipes}) with overrides {s.attack_overrides}; attacks run "
+            f"only on these points: {where} (the others on every point); seeds "
+            f"{list(s.seeds)} (photo choice, model weights, defense randomness and attack). "
+            "DP-SGD: the noise multiplier is the one Opacus' get_noise_multiplier gives for "
+            "the target epsilon, and epsilon is the one Opacus' accountant reports, for the "
+            f"utility training ({acc['steps']} steps at sample rate {acc['sample_rate']:.4f}, "
+            f"delta {s.dp_delta:g}); the attacked update is one step of it. Model accuracy: "
+            f"the same architecture on {s.utility_data!r} ({s.utility_size}x{s.utility_size} "
+            f"grey, train/holdout split), {s.utility_epochs:g} epochs of one-client FL, batch "
+            f"{s.utility_batch}, lr {s.utility_lr:g}, seed {results['seed']}, trained once per "
+            "defense setting (shared by every attack and seed) and once without. Total time "
+            f"{results['seconds']:.0f} s ({results['cached_results']} results reused from "
+            f"cache.jsonl; the attack runs shown took {results['attack_seconds']:.0f} s when "
+            "they ran).")),
+        Section("Headline", text=headline(s, results["summary"], adaptive)),
+        *[Section(title, table=table) for title, table in tables.items() if table],
         Section("Curves", images=plots),
-        Section("Leakage and accuracy per defense (mean over seeds)",
-                table=[{k: r.get(k) for k in TABLE_KEYS} for r in results["summary"]]),
     ]
     grids = [(r["grid"], f"{r['attack']}, {r['point']} (seed {r['seed']})")
-             for r in results["rows"] if r.get("grid")]
+             for r in rows if r.get("grid")]
     if grids:
         sections.append(Section("Reconstructions (truth above, reconstruction below)",
                                 images=grids))
-    sections.append(Section("Files", links=[("results.json", "all numbers (JSON)")]))
+    (out / "tables.md").write_text("".join(f"## {title}\n\n{markdown(table)}\n"
+                                           for title, table in tables.items()))
+    sections.append(Section("Files", links=[("results.json", "all numbers (JSON)"),
+                                            ("tables.md", "the tables (markdown)")]))
     return write_page(out / "index.html", "Defense curves: leakage and accuracy cost",
                       sections, subtitle="gradleak experiment defense-curves")

@@ -72,3 +72,9 @@ def points(s: Settings, sample_rate: float, steps: int) -> list[Point]:
     for axis in s.axes:
         out.extend(per_axis[axis])
     return out
+
+
+def runs_on(s: Settings, attack: str, point: Point) -> bool:
+    """Whether ``attack`` runs on ``point`` (``attack_points``: axes or point labels)."""
+    where = s.attack_points.get(attack)
+    return where is None or point.axis in where or point.label in where
