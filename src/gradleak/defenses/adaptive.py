@@ -13,8 +13,10 @@ clip       norm clipping at ``max_norm`` (differentiable; GGL clips the trial gr
 prune      the candidate's own top-k keep-mask by magnitude, same ratio (GGL's compression)
 sparsify   the observed nonzero pattern (the random mask is visible in the update)
 sign       sign, straight-through
-quantize   nearest rounding on the defense's grid, straight-through (stochastic rounding is
-           unbiased, so its expectation is the identity; nearest is the deterministic form)
+quantize   ``rounding="nearest"``: nearest rounding on the defense's grid, straight-through;
+           ``"stochastic"`` (the default): its expectation, the identity (unbiased rounding
+           on a grid spanning each tensor's range; rounding the candidate to the nearest
+           level instead is a different quantiser and measurably worse than no surrogate)
 noise      identity (zero-mean noise; GGL leaves it out)
 laplace    identity
 dpsgd      the expected update: clipping at C (exact for one sample per step; for larger
@@ -23,8 +25,8 @@ dpsgd      the expected update: clipping at C (exact for one sample per step; fo
 soteria    the observed zero columns of the defended layer's weight gradient (GGL)
 =========  ==============================================================================
 
-The forward value of every surrogate equals the defense's output on the same update (for
-``quantize``: with ``rounding="nearest"``). Data, model and aggregation defenses have no
+The forward value of every deterministic defense's surrogate equals the defense's output on
+the same update; for the random ones (noise, stochastic rounding) it is its expectation. Data, model and aggregation defenses have no
 surrogate (None): an attack faces them through the observation itself.
 
 Example:
@@ -165,6 +167,9 @@ def _sign(defense: Defense, obs: Observation | None) -> Surrogate:
 @SURROGATES.register("quantize")
 def _quantize(defense: Defense, obs: Observation | None) -> Surrogate:
     bits = int(defense.bits)  # type: ignore[attr-defined]
+    if defense.rounding == "stochastic":  # type: ignore[attr-defined]
+        return Surrogate("quantize", lambda flat, sizes: flat,
+                         f"expectation of unbiased stochastic rounding ({bits} bits): identity")
 
     def fn(flat: Tensor, sizes: Sequence[int]) -> Tensor:
         return _ValueSTE.apply(flat, F.quantize_nearest(flat, sizes, bits))  # type: ignore[no-any-return]
