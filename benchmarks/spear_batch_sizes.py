@@ -36,6 +36,7 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -145,25 +146,24 @@ def over20(score: Any) -> float:
 
 
 def cpa_run(data: str, b: int, size: int, seed: int, variants: dict[str, dict[str, Any]],
-            max_iter: int) -> list[dict[str, Any]]:
+            max_iter: int) -> Iterator[dict[str, Any]]:
     """CPA variants and the random-unmixing control on one batch (matched PSNR / SSIM)."""
     model = gl.models.create("mlp", depth=2, width=max(1000, 2 * b), in_shape=(3, size, size),
                              seed=seed)
     obs, truth = gl.simulate(model, cpa_images(data, b, size, seed), labels("random", b, seed))
     base = {"attack": "cpa", "data": data, "b": b, "size": size, "seed": seed}
     score = cpa_control(obs, truth, b, seed)
-    rows = [{**base, "variant": "control", "psnr": score["psnr"], "ssim": score["ssim"],
-             "over20": over20(score), "seconds": 0.0, "converged": True, "ica_iterations": 0}]
+    yield {**base, "variant": "control", "psnr": score["psnr"], "ssim": score["ssim"],
+           "over20": over20(score), "seconds": 0.0, "converged": True, "ica_iterations": 0}
     for name, overrides in variants.items():
         t0 = time.perf_counter()
         rec = gl.reconstruct(obs, attack="cpa", seed=seed, max_iter=max_iter, **overrides)
         seconds = time.perf_counter() - t0
         score = gl.evaluate(rec, truth)
-        rows.append({**base, "variant": name, "psnr": score["psnr"], "ssim": score["ssim"],
-                     "over20": over20(score), "seconds": seconds,
-                     "converged": rec.extras["ica_converged"],
-                     "ica_iterations": rec.extras["ica_iterations"]})
-    return rows
+        yield {**base, "variant": name, "psnr": score["psnr"], "ssim": score["ssim"],
+               "over20": over20(score), "seconds": seconds,
+               "converged": rec.extras["ica_converged"],
+               "ica_iterations": rec.extras["ica_iterations"]}
 
 
 #: CPA variants of the table: the paper's raw-pixel ICA, with the paper's prior refinement,
