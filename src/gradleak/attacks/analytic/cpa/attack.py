@@ -100,8 +100,8 @@ class CocktailParty(AnalyticAttack):
             fun: FastICA's negentropy contrast (``logcosh``, ``exp`` or ``cube``).
             filter: innovation filter the unmixing is estimated on (:data:`FILTERS`:
                 ``none`` = the paper's raw pixels, ``dx``, ``gradient``, ``laplacian``); the
-                default ``gradient`` beats the paper's ``none`` by 5-20 dB on photos
-                (``benchmarks/spear_batch_sizes.py``).
+                default ``gradient`` beats the paper's ``none`` by 2-20 dB on photos for
+                B <= 256 (``benchmarks/spear_batch_sizes.py``; not at B=1024 there).
             refine_steps: Adam steps on the paper's prior-regularised objective after
                 FastICA (0 = FastICA's unmixing as is; the paper runs 25,000 from random).
             refine_lr: Adam's learning rate (paper: 1e-3).
