@@ -15,7 +15,7 @@ from gradleak.attacks.analytic.cpa import (
     unmix_with,
     whiten,
 )
-from gradleak.errors import ConfigError, ThreatModelError
+from gradleak.errors import ConfigError, ObservationError, ThreatModelError
 
 
 def _observe(seed: int, b: int = 8, width: int = 64) -> tuple[gl.Observation, gl.GroundTruth]:
@@ -145,3 +145,10 @@ def test_filters_need_image_inputs() -> None:
         gl.reconstruct(obs, attack="cpa", filter="none", refine_steps=5)
     rec = gl.reconstruct(obs, attack="cpa", filter="none", refine_steps=5, tv_weight=0.0)
     assert rec.images.shape == (4, 1, 1, 12)
+
+
+def test_a_failed_fastica_is_a_clear_error() -> None:
+    white = torch.randn(3, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    white[1, 7] = float("nan")
+    with pytest.raises(ObservationError, match="FastICA failed"):
+        fastica_unmixing(white, fun="logcosh", max_iter=10, tol=1e-4, seed=0)

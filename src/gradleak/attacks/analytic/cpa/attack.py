@@ -49,7 +49,7 @@ from gradleak.attacks.analytic.cpa.filters import FILTERS, filter_rows
 from gradleak.attacks.analytic.cpa.prior import PriorWeights, refine_unmixing
 from gradleak.attacks.analytic.cpa.unmix import inputs_from_unmixing, whiten
 from gradleak.attacks.base import Callback, register_attack
-from gradleak.errors import ThreatModelError
+from gradleak.errors import ObservationError, ThreatModelError
 from gradleak.types import Observation
 
 #: FastICA's negentropy contrasts.
@@ -69,11 +69,22 @@ def fastica_unmixing(white: Tensor, *, fun: str, max_iter: int, tol: float,
 
     ica = FastICA(n_components=white.shape[0], whiten=False, fun=fun, max_iter=max_iter,
                   tol=tol, random_state=seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        ica.fit(white.T.numpy())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            ica.fit(white.T.numpy())
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise ObservationError(
+            f"FastICA failed on the whitened gradient ({exc}): its {white.shape[0]} sources are "
+            "not separable this way (too few pixels per source, or duplicate inputs); try "
+            "another filter, a smaller max_iter, or a smaller batch"
+        ) from exc
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     unmixing = torch.from_numpy(np.ascontiguousarray(ica.components_, dtype=np.float64))
+    if not torch.isfinite(unmixing).all():
+        raise ObservationError(
+            f"FastICA diverged on the whitened gradient ({white.shape[0]} sources, "
+            f"{white.shape[1]} samples); try another filter or a smaller batch")
     return unmixing, int(ica.n_iter_), converged
 
 
