@@ -11,8 +11,10 @@ mutual independence of the inputs, the similarity of the unmixing's rows:
 with ``J(y) = (E[log cosh y] - E[log cosh nu])^2`` for a standard normal ``nu`` (Hyvärinen's
 negentropy approximation with the logcosh contrast) on unit-variance sources, ``TV`` the
 anisotropic total variation of the recovered image (each normalised to unit standard
-deviation, since ICA leaves the scale free) and ``T`` a temperature. The paper's weights
-(w_tv 3.1, w_mi 1.47, T 12.4, Adam with lr 1e-3) are the defaults of ``cpa``. Here ``U`` starts
+deviation, since ICA leaves the scale free) and ``T`` a temperature. The terms' exact
+normalisations are this module's reading of the paper; the weights (w_ne 1, w_tv 3.1, w_mi
+1.47, T 12.4, Adam with lr 1e-3, 25,000 steps in the paper) are the defaults published with
+the paper's method and the defaults of ``cpa``. Here ``U`` starts
 from FastICA's solution (the paper starts from a random ``U``), so this is a refinement of the
 ICA by the paper's priors; with a filtered ICA (:mod:`.filters`) the negentropy is taken on the
 filtered sources and the total variation on the unfiltered images.
