@@ -26,8 +26,9 @@ soteria    the observed zero columns of the defended layer's weight gradient (GG
 =========  ==============================================================================
 
 The forward value of every deterministic defense's surrogate equals the defense's output on
-the same update; for the random ones (noise, stochastic rounding) it is its expectation. Data, model and aggregation defenses have no
-surrogate (None): an attack faces them through the observation itself.
+the same update; for the random ones (noise, stochastic rounding) it is its expectation.
+Data, model and aggregation defenses have no surrogate (None): an attack faces them through
+the observation itself.
 
 Example:
     >>> import torch
