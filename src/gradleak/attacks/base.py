@@ -74,14 +74,8 @@ class Attack(ABC):
     name: ClassVar[str] = "attack"
     Config: ClassVar[type]
     requires: ClassVar[frozenset[str]] = frozenset()
-    #: names of keyword *objects* (not config fields) the attack takes, e.g. ``{"inverter"}``;
-    #: ``reconstruct(obs, attack=..., inverter=inv)`` hands them over in ``self.objects``
-    accepts: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
-        self.objects: dict[str, Any] = {
-            k: overrides.pop(k) for k in list(overrides) if k in self.accepts
-        }
         base = config if config is not None else self.Config()
         self.config = with_overrides(base, f"attack {self.name!r}", **overrides)
 
@@ -168,8 +162,9 @@ def reconstruct(
         attack: a name from :func:`available`.
         seed: seed of the attack's randomness (initialisation, restarts).
         callback: called with :class:`Progress` while the attack runs.
-        **overrides: any field of the attack's config (unknown fields raise ``ConfigError``),
-            or an object the attack ``accepts`` (e.g. ``inverter=`` for ``lti``).
+        **overrides: any field of the attack's config (unknown fields raise ``ConfigError``);
+            objects are fields too (``generative_prior=`` for ``gias``, ``inverter=`` for
+            ``lti``: the object, or the path of a saved one).
 
     Example:
         >>> import gradleak as gl

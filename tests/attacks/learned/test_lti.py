@@ -62,3 +62,24 @@ def test_refinement_starts_at_the_inverters_output_and_lowers_the_matching_loss(
     assert rec.config["refiner"]["iterations"] == 30
     with pytest.raises(gl.ConfigError, match="refine_iterations"):
         gl.reconstruct(obs, attack="lti", inverter=inv, refine_iterations=-1)
+
+
+def test_inverter_by_path_equals_the_object_and_other_models_are_refused(tmp_path) -> None:
+    model = gl.models.create("lenet", in_shape=(1, SIZE, SIZE))
+    aux = gl.data.load("digits", size=SIZE, n=100, split="train", seed=0)
+    inv = gl.learned.train(model, aux, head="rows", hidden=16, epochs=1, seed=0,
+                           lr=1e-3, groups_per_step=8, val_fraction=0.0)
+    path = inv.save(tmp_path / "inv.safetensors")
+    x, y = gl.data.load("digits", size=SIZE, n=1, split="holdout", seed=0)
+    obs, _ = gl.simulate(model, x, y, seed=0)
+    by_object = gl.reconstruct(obs, attack="lti", inverter=inv)
+    by_path = gl.reconstruct(obs, attack="lti", inverter=str(path))
+    assert torch.equal(by_object.images, by_path.images)
+    assert by_path.config["inverter"] == str(path)
+    assert "Inverter(head='rows'" in by_object.config["inverter"]
+    other = gl.models.create("lenet", in_shape=(1, SIZE, SIZE), seed=1)
+    obs_other, _ = gl.simulate(other, x, y, seed=0)
+    with pytest.raises(gl.errors.ThreatModelError, match="other parameters"):
+        gl.reconstruct(obs_other, attack="lti", inverter=str(path))
+    with pytest.raises(gl.ConfigError, match="needs a trained inverter"):
+        gl.reconstruct(obs, attack="lti")

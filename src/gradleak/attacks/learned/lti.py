@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 
@@ -40,6 +41,10 @@ class LTIConfig:
     """The inverter fixes the forward pass; these settings only control refinement.
 
     Attributes:
+        inverter: the trained inverter: an :class:`~gradleak.learned.Inverter` or the path
+            of one saved with ``Inverter.save`` (loaded with :func:`gradleak.learned.load`
+            against the observation's model, so a checkpoint for another model, parameters,
+            batch size or defense is refused).
         refine_iterations: gradient-matching iterations started from the inverter's output
             (0: the inverter's output as it is).
         refine_attack: the optimisation recipe that refines (any of them, e.g. ``ig``).
@@ -48,6 +53,7 @@ class LTIConfig:
             ``units`` head) when the client does not share them (``gl.recover_labels``).
     """
 
+    inverter: Any = None
     refine_iterations: int = 0
     refine_attack: str = "ig"
     refine_restarts: int = 1
@@ -75,7 +81,14 @@ class LTI(Attack):
 
     Config: ClassVar[type] = LTIConfig
     requires: ClassVar[frozenset[str]] = frozenset({"gradient", "batch_size"})
-    accepts: ClassVar[frozenset[str]] = frozenset({"inverter"})
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config with the inverter described (its path, or what it was trained for)."""
+        out = super().config_dict()
+        inv = self.config.inverter
+        out["inverter"] = (str(inv) if isinstance(inv, str | Path) or inv is None
+                           else repr(inv))
+        return out
 
     def reconstruct(
         self,
@@ -92,11 +105,15 @@ class LTI(Attack):
         """
         from gradleak.learned import Inverter
 
-        inv = self.objects.get("inverter")
+        inv = self.config.inverter
+        if isinstance(inv, str | Path):
+            from gradleak.learned import load
+
+            inv = load(inv, model=obs.model)
         if not isinstance(inv, Inverter):
             raise ConfigError(
                 "attack 'lti' needs a trained inverter: gl.reconstruct(obs, attack='lti', "
-                "inverter=gl.learned.load(path, model=obs.model)) or gl.learned.train(...)"
+                "inverter=gl.learned.train(...)) or inverter='path/to/inverter.safetensors'"
             )
         self.check(obs)
         inv.check(obs)
@@ -124,10 +141,10 @@ class LTI(Attack):
             images=images,
             labels=None if labels is None else labels.detach().cpu().clone(),
             attack=self.name,
-            config={**self.config_dict(), "inverter": repr(inv)},
+            config=self.config_dict(),
             trace=Trace(wall_time=elapsed),
-            extras={"head": inv.spec.head, "inference_ms": 1000.0 * elapsed,
-                    "labels_source": source},
+            extras={"head": inv.spec.head, "inverter": repr(inv),
+                    "inference_ms": 1000.0 * elapsed, "labels_source": source},
         )
 
     def _refine(self, obs: Observation, images: torch.Tensor, elapsed: float,
