@@ -147,3 +147,23 @@ def test_dp_table_shows_every_seed_against_the_ceiling() -> None:
     assert dp_ig["PSNR dB per seed"] == "19.00 / 12.50" and dp_ig["seeds"] == "0 / 1"
     assert dp_ig["every seed < 12 dB"] is False and dp_ig["epsilon (Opacus)"] == 7.99
     assert dp_ig["model acc"] == 0.4 and dp_ig["epsilon of that training (Opacus)"] == 7.99
+
+
+def test_cache_is_never_read_or_written_through_a_link(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gradleak.errors import DataError
+    from gradleak.experiments.defense_curves.cache import ResultCache
+
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text('{"key": "k", "value": {"psnr": 1.0}}\n')
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache.jsonl").symlink_to(outside)
+    with pytest.raises(DataError, match="link"):
+        ResultCache(run)
+    (run / "cache.jsonl").unlink()
+    (run / "cache.jsonl").symlink_to(tmp_path / "missing.jsonl")  # dangling: nothing to read
+    cache = ResultCache(run)
+    with pytest.raises(DataError, match="link"):
+        cache.put("k", {"psnr": 2.0})
+    assert outside.read_text() == '{"key": "k", "value": {"psnr": 1.0}}\n'
+    assert not (tmp_path / "missing.jsonl").exists()

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gradleak import safeio
 from gradleak.errors import DataError
 
 CACHE_NAME = "cache.jsonl"
@@ -51,13 +52,17 @@ class ResultCache:
         self.path = None if folder is None else folder / CACHE_NAME
         self.entries: dict[str, dict[str, Any]] = {}
         self.hits = 0
-        if self.path is None or not self.path.is_file():
+        if self.path is None or not self.path.exists():
             return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+        raw = safeio.read_bytes(self.path, max_bytes=safeio.MAX_JSON_BYTES)
+        try:
+            lines = raw.decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{self.path} is not UTF-8 text; delete the file") from exc
         for i, line in enumerate(lines):
             try:
                 item = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 if i == len(lines) - 1:
                     continue  # the run was interrupted while writing its last line
                 item = None
@@ -78,11 +83,12 @@ class ResultCache:
         return dict(value)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        """Keeps ``value`` under ``key`` and appends it to the file at once (a value that
-        would not read back -- NaN, a non-JSON type -- is not kept)."""
+        """Keeps ``value`` under ``key`` and writes the file at once, atomically and never
+        through a link (a value that would not read back -- NaN, a non-JSON type -- is not
+        kept)."""
         if not all(_valid_value(v) for v in value.values()):
             return
         self.entries[key] = dict(value)
         if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"key": key, "value": value}) + "\n")
+            safeio.write_text(self.path, "".join(
+                json.dumps({"key": k, "value": v}) + "\n" for k, v in self.entries.items()))
