@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gradleak.priors.tv import anisotropic_tv
+
 
 def _gaussian_logcosh() -> float:
     """``E[log cosh nu]`` for a standard normal ``nu`` (Gauss-Hermite quadrature, 80 nodes)."""
@@ -70,10 +72,7 @@ def negentropy(sources: Tensor) -> Tensor:
 def total_variation(sources: Tensor, shape: tuple[int, ...]) -> Tensor:
     """(B,) mean anisotropic TV of each source seen as an image, at unit standard deviation."""
     x = sources / sources.std(dim=1, keepdim=True).clamp_min(1e-12)
-    img = x.reshape(x.shape[0], *shape)
-    dx = (img[..., :, 1:] - img[..., :, :-1]).abs().flatten(1).mean(1)
-    dy = (img[..., 1:, :] - img[..., :-1, :]).abs().flatten(1).mean(1)
-    return dx + dy
+    return anisotropic_tv(x.reshape(x.shape[0], 1, *shape))  # each source as one candidate
 
 
 def independence_penalty(unmixing: Tensor, temperature: float) -> Tensor:
