@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 import gradleak as gl
+from gradleak.experiments.defense_curves.settings import ig_annealed
 
 TV = {"tv": {"weight": 0.05, "space": "input"}}
 
@@ -34,9 +35,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
     "one-stage": {"iterations": 2000, "priors": TV},
     "annealed-2": {"iterations": 1000, "priors": TV,
                    "then": [{"iterations": 1000, "lr": 0.01, "priors.tv.weight": 0.005}]},
-    "annealed-3": {"iterations": 1000, "priors": TV,
-                   "then": [{"iterations": 1000, "lr": 0.01, "priors.tv.weight": 0.005},
-                            {"iterations": 1000, "lr": 0.003, "priors.tv.weight": 0.0005}]},
+    "annealed-3": ig_annealed(),  # what ``defense-curves`` runs
 }
 
 
@@ -68,8 +67,8 @@ def main() -> None:
             model = gl.models.create("lenet", num_classes=10, in_shape=(3, 32, 32))
             x, y = gl.data.load(a.data, size=32, n=1, seed=seed, unique_labels=True)
             obs, truth = gl.simulate(model, x, y, seed=seed)
-            rec = gl.reconstruct(obs, attack="ig", seed=seed, restarts=1, compile=False,
-                                 **overrides)
+            rec = gl.reconstruct(obs, attack="ig", seed=seed, compile=False,
+                                 **{"restarts": 1, **overrides})
             scores.append(float(gl.evaluate(rec, truth)["psnr"]))
         print(f"| {name} | {total} | {sum(scores) / len(scores):.2f} | {min(scores):.2f} | "
               + " / ".join(f"{v:.2f}" for v in scores)
