@@ -86,8 +86,8 @@ class LTI(Attack):
         """The config with the inverter described (its path, or what it was trained for)."""
         out = super().config_dict()
         inv = self.config.inverter
-        out["inverter"] = (str(inv) if isinstance(inv, str | Path) or inv is None
-                           else repr(inv))
+        if inv is not None:
+            out["inverter"] = str(inv) if isinstance(inv, str | Path) else repr(inv)
         return out
 
     def reconstruct(
